@@ -1,0 +1,233 @@
+"""The ``yilian`` command: serve, worker, migrate, seed-demo, createuser, token, audit."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def _setup() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "yilian.settings")
+    import django
+
+    django.setup()
+
+
+def _serve(args: argparse.Namespace) -> int:
+    _setup()
+    import uvicorn
+
+    uvicorn.run(
+        "yilian.asgi:application",
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        proxy_headers=args.proxy_headers,
+        log_level="info",
+    )
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    _setup()
+    from django.core.management import call_command
+
+    call_command("db_worker", *(["--batch"] if args.once else []))
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    _setup()
+    from django.core.management import call_command
+
+    call_command("migrate", interactive=False, verbosity=1 if args.verbose else 0)
+    return 0
+
+
+def _seed_demo(args: argparse.Namespace) -> int:
+    _setup()
+    from django.core.management import call_command
+
+    call_command("seed_demo", seed=args.seed, scale=args.scale)
+    return 0
+
+
+def _createuser(args: argparse.Namespace) -> int:
+    _setup()
+    from django.core.exceptions import ValidationError
+    from django.db import transaction
+
+    from yilian.core.permissions import Role
+    from yilian.registry import services
+    from yilian.registry.models import Consortium, Institution, Region
+
+    try:
+        role = Role(args.role)
+    except ValueError:
+        print(f"unknown role {args.role!r}; one of: {', '.join(r.value for r in Role)}", file=sys.stderr)
+        return 2
+    institution = consortium = region = None
+    if args.institution:
+        institution = Institution.objects.filter(code=args.institution).first()
+        if institution is None:
+            print(f"no institution with code {args.institution!r}", file=sys.stderr)
+            return 2
+    if args.consortium:
+        consortium = Consortium.objects.filter(code=args.consortium).first()
+        if consortium is None:
+            print(f"no consortium with code {args.consortium!r}", file=sys.stderr)
+            return 2
+    if args.region:
+        region = Region.objects.filter(code=args.region).first()
+        if region is None:
+            print(f"no region with code {args.region!r}", file=sys.stderr)
+            return 2
+    try:
+        with transaction.atomic():
+            user = services.user_create(actor=None, username=args.username, password=args.password)
+            services.membership_grant(
+                actor=None, user=user, role=role, institution=institution, consortium=consortium, region=region
+            )
+    except ValidationError as exc:
+        print("; ".join(exc.messages), file=sys.stderr)
+        return 2
+    print(f"created user {user.username} with role {role.value}")
+    return 0
+
+
+def _token_create(args: argparse.Namespace) -> int:
+    _setup()
+    from yilian.registry import selectors, services
+
+    user = selectors.user_by_username(args.username)
+    if user is None:
+        print(f"no user {args.username!r}", file=sys.stderr)
+        return 2
+    _, key = services.api_token_create(actor=None, user=user, name=args.name)
+    print(key)
+    return 0
+
+
+def _audit_verify(args: argparse.Namespace) -> int:
+    _setup()
+    from yilian.core.audit import audit_verify
+
+    result = audit_verify()
+    if result.ok:
+        print(f"audit trail intact: {result.checked} rows verified")
+        return 0
+    print(
+        f"audit trail BROKEN at row {result.broken_id}: {result.reason} ({result.checked} rows verified before it)",
+        file=sys.stderr,
+    )
+    return 1
+
+
+def _demo(args: argparse.Namespace) -> int:
+    """Migrate, seed the demo consortium, print the logins, run the worker and the server."""
+    import subprocess
+
+    _setup()
+    from django.core.management import call_command
+
+    from yilian.demo.seed import DEMO_PASSWORD, DEMO_USERS
+
+    call_command("migrate", interactive=False, verbosity=0)
+    call_command("seed_demo", seed=2018, scale=1)
+    url = f"http://{args.host}:{args.port}/"
+    lines = [
+        "",
+        f"  Yilian demo consortium 医联演示: {url}",
+        f"  Password for every demo login 演示密码: {DEMO_PASSWORD}",
+        "",
+    ]
+    lines += [f"    {u.username:<12} {u.description_zh} / {u.description_en}" for u in DEMO_USERS]
+    lines += ["", "  Ctrl-C stops the server and the worker.", ""]
+    print("\n".join(lines), flush=True)
+    worker = subprocess.Popen([sys.executable, "-m", "yilian.cli", "worker"])  # noqa: S603
+    try:
+        import uvicorn
+
+        uvicorn.run("yilian.asgi:application", host=args.host, port=args.port, log_level="warning")
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+    return 0
+
+
+def _manage(args: argparse.Namespace) -> int:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "yilian.settings")
+    from django.core.management import execute_from_command_line
+
+    execute_from_command_line(["yilian manage", *args.rest])
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="yilian", description="Yilian (医联): the medical consortium platform")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="run the web server (ASGI)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--proxy-headers", action="store_true", help="trust X-Forwarded-* from the reverse proxy")
+    p.set_defaults(func=_serve)
+
+    p = sub.add_parser("worker", help="run the background task worker")
+    p.add_argument("--once", action="store_true", help="run the queued tasks, then exit")
+    p.set_defaults(func=_worker)
+
+    p = sub.add_parser("migrate", help="create or upgrade the database schema")
+    p.add_argument("--verbose", action="store_true")
+    p.set_defaults(func=_migrate)
+
+    p = sub.add_parser("seed-demo", help="load the demo consortium (idempotent)")
+    p.add_argument("--seed", type=int, default=2018)
+    p.add_argument("--scale", type=int, default=1)
+    p.set_defaults(func=_seed_demo)
+
+    p = sub.add_parser("createuser", help="create a user with one role")
+    p.add_argument("--username", required=True)
+    p.add_argument("--password", required=True)
+    p.add_argument("--role", required=True, help="system_admin, consortium_office, hospital_admin, doctor, ...")
+    p.add_argument("--institution", default="", help="institution code (roles at an institution)")
+    p.add_argument("--consortium", default="", help="consortium code (consortium_office)")
+    p.add_argument("--region", default="", help="6-digit region code (commission_viewer)")
+    p.set_defaults(func=_createuser)
+
+    p = sub.add_parser("token", help="API tokens")
+    token_sub = p.add_subparsers(dest="token_command", required=True)
+    tc = token_sub.add_parser("create", help="create an API token and print it once")
+    tc.add_argument("username")
+    tc.add_argument("--name", default="")
+    tc.set_defaults(func=_token_create)
+
+    p = sub.add_parser("audit", help="audit trail")
+    audit_sub = p.add_subparsers(dest="audit_command", required=True)
+    av = audit_sub.add_parser("verify", help="check the hash chain; exit 1 at the first broken row")
+    av.set_defaults(func=_audit_verify)
+
+    p = sub.add_parser("demo", help="migrate, seed the demo consortium, run worker and server")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    p.set_defaults(func=_demo)
+
+    p = sub.add_parser("manage", help="any Django management command")
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=_manage)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

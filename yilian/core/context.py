@@ -1,0 +1,15 @@
+"""Who is acting and from where, for the audit trail, without threading it through every call."""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    ip_address: str | None = None
+    channel: str = "web"
+
+
+current: ContextVar[RequestContext] = ContextVar("yilian_request_context", default=RequestContext(channel="cli"))

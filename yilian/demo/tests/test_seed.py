@@ -1,0 +1,571 @@
+"""The demo consortium seed: idempotent, deterministic, and faithful to the stories of DOMAIN.md §3."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from io import StringIO
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.apps import apps
+from django.contrib.auth import authenticate
+from django.core.management import CommandError, call_command
+from django.test import RequestFactory
+
+from yilian.core.audit import audit_verify
+from yilian.core.models import AuditEvent
+from yilian.core.permissions import Role
+from yilian.demo.seed import (
+    ALLOCATION,
+    DEMO_PASSWORD,
+    DEMO_USERS,
+    SeedReport,
+    practitioner_specs,
+    seed_demo,
+)
+from yilian.registry import selectors
+from yilian.registry.models import (
+    Agreement,
+    AgreementStatus,
+    Capability,
+    CapabilityKind,
+    Consortium,
+    ConsortiumMember,
+    ConsortiumType,
+    Department,
+    DepartmentPairing,
+    Institution,
+    MemberRelation,
+    MemberRole,
+    Membership,
+    PairingKind,
+    Practitioner,
+    ProfessionalTitle,
+    Region,
+    RegionLevel,
+    User,
+)
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+GENERATED_PER_ROUND = sum(count for _code, count in ALLOCATION)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings: Any) -> None:
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+
+
+def _row_counts() -> dict[str, int]:
+    counts = {model._meta.label: model.objects.count() for model in apps.get_app_config("registry").get_models()}
+    counts["agreement parties"] = Agreement.parties.through.objects.count()
+    counts["audit events"] = AuditEvent.objects.count()
+    return counts
+
+
+def _snapshot() -> dict[str, list[tuple[Any, ...]]]:
+    """Everything the seed writes, by natural key, without ids or timestamps."""
+    return {
+        "regions": sorted(Region.objects.values_list("code", "name_zh", "name_en", "level", "parent__code")),
+        "institutions": sorted(
+            Institution.objects.values_list(
+                "code", "name_zh", "name_en", "short_name", "grade", "type", "region__code", "address",
+                "latitude", "longitude", "phone",
+            )
+        ),
+        "departments": sorted(
+            Department.objects.values_list("institution__code", "discipline", "name_zh", "name_en")
+        ),
+        "capabilities": sorted(
+            Capability.objects.values_list(
+                "institution__code", "kind", "all_hours", "weekdays", "opens_at", "closes_at", "valid_from",
+                "valid_to", "note",
+            ),
+            key=repr,
+        ),
+        "consortia": sorted(
+            Consortium.objects.values_list(
+                "code", "name_zh", "name_en", "type", "lead_institution__code", "region__code", "established_on",
+                "description",
+            )
+        ),
+        "members": sorted(
+            ConsortiumMember.objects.values_list(
+                "consortium__code", "institution__code", "role", "relation", "joined_on", "left_on"
+            ),
+            key=repr,
+        ),
+        "agreements": sorted(
+            (
+                a.code, a.consortium.code if a.consortium else None, a.title_zh, a.title_en, a.signed_on,
+                a.valid_from, a.valid_to, a.status, a.scope, a.goals,
+                tuple(sorted(p.code for p in a.parties.all())),
+            )
+            for a in Agreement.objects.select_related("consortium").prefetch_related("parties")
+        ),
+        "pairings": sorted(
+            DepartmentPairing.objects.values_list(
+                "agreement__code", "lead_department__institution__code", "lead_department__name_zh",
+                "member_department__institution__code", "member_department__name_zh", "kind", "label_zh",
+                "label_en",
+            )
+        ),
+        "practitioners": sorted(
+            Practitioner.objects.values_list(
+                "licence_number", "name_zh", "name_en", "title", "institution__code", "department__name_zh",
+                "specialties", "user__username",
+            )
+        ),
+        "users": sorted(User.objects.values_list("username", "display_name", "language", "is_staff")),
+        "memberships": sorted(
+            Membership.objects.values_list(
+                "user__username", "role", "institution__code", "consortium__code", "region__code"
+            ),
+            key=repr,
+        ),
+    }  # fmt: skip
+
+
+def _wipe_registry() -> None:
+    """Delete what the seed created, children first (the audit trail stays, as it must)."""
+    for model in (Membership, Practitioner, DepartmentPairing, Agreement, ConsortiumMember, Consortium):
+        model.objects.all().delete()
+    for model in (Capability, Department, Institution):
+        model.objects.all().delete()
+    for level in (RegionLevel.COUNTY, RegionLevel.CITY, RegionLevel.PROVINCE):
+        Region.objects.filter(level=level).delete()
+    User.objects.all().delete()
+
+
+@pytest.fixture
+def seeded() -> SeedReport:
+    """The demo data present (the root conftest may have seeded it already for the session)."""
+    return seed_demo()
+
+
+@pytest.fixture
+def fresh_seed() -> SeedReport:
+    """A seed into an empty registry (emptied inside the test's transaction, so it comes back)."""
+    _wipe_registry()
+    report = seed_demo()
+    assert report.total > 0
+    return report
+
+
+# -- idempotency and determinism ------------------------------------------------------------
+
+
+def test_second_run_creates_nothing_and_writes_no_audit_rows(fresh_seed: SeedReport) -> None:
+    before = _row_counts()
+
+    again = seed_demo()
+
+    assert again == SeedReport()
+    assert again.total == 0
+    assert _row_counts() == before
+
+
+def test_every_created_row_is_audited_and_the_chain_verifies() -> None:
+    _wipe_registry()
+    last_before = AuditEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
+
+    report = seed_demo()
+
+    new_events = AuditEvent.objects.filter(id__gt=last_before)
+    # A consortium's audit row also covers the lead membership the service adds with it.
+    assert new_events.count() == report.total - report.consortia
+    assert set(new_events.values_list("actor", flat=True)) == {None}
+    assert audit_verify().ok
+
+
+def test_report_counts_match_the_rows_created(fresh_seed: SeedReport) -> None:
+    seeded = fresh_seed
+    assert seeded.regions == Region.objects.count() == 17
+    assert seeded.institutions == Institution.objects.count() == 20
+    assert seeded.departments == Department.objects.count()
+    assert seeded.capabilities == Capability.objects.count()
+    assert seeded.consortia == Consortium.objects.count() == 7
+    assert seeded.consortium_members == ConsortiumMember.objects.count()
+    assert seeded.agreements == Agreement.objects.count()
+    assert seeded.pairings == DepartmentPairing.objects.count()
+    assert seeded.users == User.objects.count() == len(DEMO_USERS)
+    assert seeded.memberships == Membership.objects.count() == len(DEMO_USERS)
+    assert seeded.practitioners == Practitioner.objects.count()
+
+
+def test_same_seed_reproduces_identical_data(fresh_seed: SeedReport) -> None:
+    first = _snapshot()
+    _wipe_registry()
+
+    second_report = seed_demo(seed=2018)
+
+    assert second_report == fresh_seed
+    assert _snapshot() == first
+
+
+def test_a_different_seed_changes_only_the_generated_practitioners(fresh_seed: SeedReport) -> None:
+    first = _snapshot()
+    _wipe_registry()
+
+    seed_demo(seed=7)
+
+    second = _snapshot()
+    assert second["practitioners"] != first["practitioners"]
+    assert {k: v for k, v in second.items() if k != "practitioners"} == {
+        k: v for k, v in first.items() if k != "practitioners"
+    }
+
+
+def test_practitioner_specs_depend_only_on_seed_and_scale() -> None:
+    assert practitioner_specs(seed=2018) == practitioner_specs(seed=2018)
+    names_2018 = [s.name_zh for s in practitioner_specs(seed=2018)]
+    names_7 = [s.name_zh for s in practitioner_specs(seed=7)]
+    assert names_2018 != names_7
+
+
+def test_a_larger_scale_extends_the_smaller_one() -> None:
+    one = practitioner_specs(seed=2018, scale=1)
+    three = practitioner_specs(seed=2018, scale=3)
+    assert len(one) == GENERATED_PER_ROUND
+    assert len(three) == 3 * GENERATED_PER_ROUND
+    assert three[: len(one)] == one
+
+
+def test_scale_two_seeds_more_practitioners_than_scale_one(seeded: SeedReport) -> None:
+    at_scale_one = Practitioner.objects.count()
+
+    report = seed_demo(scale=2)
+
+    assert report.practitioners == GENERATED_PER_ROUND
+    assert report.total == report.practitioners  # nothing else is scaled
+    assert Practitioner.objects.count() == at_scale_one + GENERATED_PER_ROUND
+
+
+def test_scale_below_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="scale"):
+        seed_demo(scale=0)
+
+
+# -- the practitioners ------------------------------------------------------------------------
+
+
+def test_at_least_44_practitioners_with_unique_15_digit_licences(seeded: SeedReport) -> None:
+    licences = list(Practitioner.objects.values_list("licence_number", flat=True))
+    assert len(licences) >= 44
+    assert len(set(licences)) == len(licences)
+    assert all(re.fullmatch(r"\d{15}", number) for number in licences)
+    assert all(p.department.institution_id == p.institution_id for p in Practitioner.objects.all())
+
+
+def test_practitioners_cluster_where_the_stories_happen(seeded: SeedReport) -> None:
+    for code in ("zju2", "zjpph", "qzph", "csph", "khph", "bjfph"):
+        assert Practitioner.objects.filter(institution__code=code).count() >= 5, code
+    assert not Practitioner.objects.filter(department__discipline="management").exists()
+
+
+def test_names_are_chinese_with_pinyin(seeded: SeedReport) -> None:
+    for name_zh, name_en in Practitioner.objects.values_list("name_zh", "name_en"):
+        assert re.fullmatch(r"[\u4e00-\u9fff]{2,3}", name_zh)
+        assert re.fullmatch(r"[A-Z][a-z]+ [A-Z][a-z]+", name_en)
+
+
+def test_the_stationed_neurosurgeon_is_chen_zhiyuan(seeded: SeedReport) -> None:
+    chen = Practitioner.objects.select_related("institution", "department", "user").get(name_en="Chen Zhiyuan")
+    assert chen.name_zh == "陈志远"
+    assert chen.title == ProfessionalTitle.CHIEF_PHYSICIAN
+    assert chen.institution.code == "zju2"
+    assert chen.department is not None and chen.department.discipline == "neurosurgery"
+    assert "衢州市人民医院" in chen.specialties and "每周驻点3天" in chen.specialties
+    assert "2018年9月" in chen.specialties
+    assert chen.user is not None and chen.user.username == "expert"
+
+
+def test_doctor_personas_are_linked_to_their_accounts(seeded: SeedReport) -> None:
+    wang = Practitioner.objects.get(user__username="doctor")
+    assert (wang.name_zh, wang.name_en, wang.title) == ("王建国", "Wang Jianguo", ProfessionalTitle.ATTENDING_PHYSICIAN)
+    assert (wang.institution.code, wang.department and wang.department.discipline) == ("csph", "neurology")
+
+    li = Practitioner.objects.get(user__username="bijie")
+    assert (li.name_zh, li.name_en, li.title) == ("李海燕", "Li Haiyan", ProfessionalTitle.ASSOCIATE_CHIEF_PHYSICIAN)
+    assert (li.institution.code, li.department and li.department.discipline) == ("bjfph", "orthopedics")
+
+
+def test_a_robot_surgeon_from_zjpph_is_stationed_in_bijie(seeded: SeedReport) -> None:
+    surgeon = Practitioner.objects.get(
+        institution__code="zjpph", department__discipline="hpb_surgery", specialties__contains="机器人"
+    )
+    assert "毕节" in surgeon.specialties
+    assert Capability.objects.filter(institution__code="bjfph", kind=CapabilityKind.ROBOT_SURGERY).exists()
+
+
+# -- the places ---------------------------------------------------------------------------------
+
+
+def test_regions_form_the_province_city_county_tree(seeded: SeedReport) -> None:
+    jiangshan = Region.objects.get(code="330881")
+    assert jiangshan.level == RegionLevel.COUNTY
+    assert [r.code for r in jiangshan.ancestors()] == ["330000", "330800"]
+    assert Region.objects.get(code="520502").parent.code == "520500"  # type: ignore[union-attr]
+    assert set(Region.objects.filter(level=RegionLevel.PROVINCE).values_list("code", flat=True)) == {
+        "330000",
+        "520000",
+    }
+    quzhou_counties = Region.objects.filter(parent__code="330800")
+    assert quzhou_counties.count() == 6  # the 6 county-level districts the framework covers
+    assert set(quzhou_counties.values_list("level", flat=True)) == {RegionLevel.COUNTY}
+
+
+def test_institutions_have_grades_places_and_coordinates(seeded: SeedReport) -> None:
+    zju2 = Institution.objects.get(code="zju2")
+    assert (zju2.grade, zju2.type, zju2.region.code) == ("3A", "general", "330102")
+    assert Institution.objects.get(code="zjuwc").type == "women_children"
+    assert Institution.objects.get(code="kh-huabu").grade == "primary"
+    assert Institution.objects.get(code="bjfph").region.code == "520502"
+    for institution in Institution.objects.all():
+        assert institution.latitude is not None and institution.longitude is not None
+        assert institution.address and institution.phone
+    kaihua = Institution.objects.get(code="khph")
+    assert abs(float(kaihua.latitude) - 29.14) < 0.1  # type: ignore[arg-type]
+    assert abs(float(kaihua.longitude) - 118.41) < 0.1  # type: ignore[arg-type]
+
+
+def test_department_counts_follow_hospital_size(seeded: SeedReport) -> None:
+    def count(code: str) -> int:
+        return Department.objects.filter(institution__code=code).count()
+
+    for code in ("zju1", "zju2", "srrsh", "zjpph", "qzph", "bjfph", "gzph"):
+        assert 12 <= count(code) <= 20, code
+    for code in ("khph", "csph", "jsph", "lyph", "qjph", "qxgph"):
+        assert 8 <= count(code) <= 12, code
+    for code in ("kh-huabu", "kh-chengguan", "cs-tianma"):
+        assert 2 <= count(code) <= 3, code
+        assert set(Department.objects.filter(institution__code=code).values_list("discipline", flat=True)) <= {
+            "general_practice",
+            "rehabilitation",
+            "tcm",
+        }
+
+
+def test_quzhou_frozen_section_runs_on_weekday_office_hours_only(seeded: SeedReport) -> None:
+    frozen = Capability.objects.get(institution__code="qzph", kind=CapabilityKind.FROZEN_SECTION)
+    assert not frozen.all_hours and frozen.weekdays == "12345"
+    assert frozen.hours_display() == "12345 08:00-17:30"
+    tuesday = dt.datetime(2024, 3, 12, 10, 0, tzinfo=SHANGHAI)
+    assert frozen.is_available_at(tuesday)
+    assert not frozen.is_available_at(tuesday.replace(hour=20))
+    assert not frozen.is_available_at(dt.datetime(2024, 3, 16, 10, 0, tzinfo=SHANGHAI))  # Saturday
+
+    thrombectomy = Capability.objects.get(institution__code="qzph", kind=CapabilityKind.THROMBECTOMY)
+    assert thrombectomy.is_available_at(dt.datetime(2024, 3, 16, 3, 0, tzinfo=SHANGHAI))
+
+
+def test_capabilities_match_each_level_of_care(seeded: SeedReport) -> None:
+    def kinds(code: str) -> set[str]:
+        return set(Capability.objects.filter(institution__code=code).values_list("kind", flat=True))
+
+    for code in ("zju1", "zju2", "srrsh", "zjpph"):
+        assert {"ct", "mri", "thrombectomy", "primary_pci", "icu", "robot_surgery"} <= kinds(code)
+    assert {"nicu", "high_risk_obstetrics"} <= kinds("zjuwc")
+    assert {"ct", "mri", "iv_thrombolysis", "thrombectomy", "primary_pci", "icu", "neuroendoscopy"} <= kinds("qzph")
+    for code in ("khph", "csph", "jsph", "lyph", "qjph"):
+        assert {"ct", "iv_thrombolysis", "icu", "dialysis", "teleconsultation"} <= kinds(code)
+        assert "thrombectomy" not in kinds(code)  # why Changshan sends its stroke patients up
+        tele = Capability.objects.get(institution__code=code, kind="teleconsultation")
+        assert not tele.all_hours and tele.weekdays == "12345"
+    assert {"robot_surgery", "primary_pci", "thrombectomy", "icu", "ct", "mri", "frozen_section"} <= kinds("bjfph")
+    assert all(dt.date(2018, 1, 1) <= c.valid_from <= dt.date(2023, 12, 31) for c in Capability.objects.all())
+
+
+# -- consortia and agreements (story A: Quzhou) ---------------------------------------------------
+
+
+def test_five_vertical_consortia_of_the_2017_framework(seeded: SeedReport) -> None:
+    expected = {
+        "zju1-quzhou": ("zju1", ConsortiumType.CITY_MEDICAL_GROUP, {"jsph", "csph"}),
+        "zju2-quzhou": ("zju2", ConsortiumType.CITY_MEDICAL_GROUP, {"qzph", "qz2ph", "khph"}),
+        "srrsh-quzhou": ("srrsh", ConsortiumType.CITY_MEDICAL_GROUP, {"lyph", "qjph"}),
+        "zjuwc-quzhou": ("zjuwc", ConsortiumType.SPECIALTY_ALLIANCE, {"qzmch"}),
+        "zjus-quzhou": ("zjus", ConsortiumType.SPECIALTY_ALLIANCE, {"qzph"}),
+    }
+    for code, (lead, kind, vertical_members) in expected.items():
+        consortium = Consortium.objects.get(code=code)
+        assert consortium.lead_institution.code == lead
+        assert consortium.type == kind
+        assert consortium.established_on == dt.date(2017, 4, 20)
+        assert consortium.region is not None and consortium.region.code == "330800"
+        assert "五纵五横" in consortium.description
+        members = selectors.consortium_members(consortium)
+        assert {m.institution.code for m in members if m.role == MemberRole.LEAD} == {lead}
+        assert {
+            m.institution.code
+            for m in members
+            if m.role == MemberRole.MEMBER and m.relation == MemberRelation.VERTICAL
+        } == vertical_members
+
+
+def test_the_stomatology_hospital_supports_zju2_quzhou_horizontally(seeded: SeedReport) -> None:
+    member = ConsortiumMember.objects.get(consortium__code="zju2-quzhou", institution__code="zjus")
+    assert member.relation == MemberRelation.HORIZONTAL
+    assert member.role == MemberRole.MEMBER
+
+
+def test_the_second_affiliated_signed_with_three_hospitals_in_may_2018(seeded: SeedReport) -> None:
+    for code, partner in (("zju2-qzph-2018", "qzph"), ("zju2-qz2ph-2018", "qz2ph"), ("zju2-khph-2018", "khph")):
+        agreement = Agreement.objects.get(code=code)
+        assert (agreement.signed_on.year, agreement.signed_on.month) == (2018, 5)
+        assert agreement.consortium is not None and agreement.consortium.code == "zju2-quzhou"
+        assert agreement.status == AgreementStatus.ACTIVE
+        assert agreement.valid_to is not None and (agreement.valid_to.year, agreement.valid_to.month) == (2028, 5)
+        assert set(agreement.parties.values_list("code", flat=True)) == {"zju2", partner}
+        assert agreement.is_in_force(dt.date(2025, 1, 1))
+
+
+def test_first_round_disciplines_are_paired_department_to_department(seeded: SeedReport) -> None:
+    pairings = DepartmentPairing.objects.filter(agreement__code="zju2-qzph-2018").select_related(
+        "lead_department__institution", "member_department__institution"
+    )
+    assert {p.member_department.discipline for p in pairings} == {
+        "anesthesiology",
+        "emergency",
+        "radiotherapy",
+        "orthopedics",
+        "neurosurgery",
+    }
+    for pairing in pairings:
+        assert pairing.kind == PairingKind.SUPPORTED_DISCIPLINE
+        assert pairing.lead_department.institution.code == "zju2"
+        assert pairing.member_department.institution.code == "qzph"
+        assert pairing.lead_department.discipline == pairing.member_department.discipline
+
+
+def test_every_vertical_consortium_has_an_agreement(seeded: SeedReport) -> None:
+    for code in ("zju1-quzhou", "zju2-quzhou", "srrsh-quzhou", "zjuwc-quzhou", "zjus-quzhou", "bijie-nrmc"):
+        assert Agreement.objects.filter(consortium__code=code, status=AgreementStatus.ACTIVE).exists(), code
+
+
+def test_one_older_agreement_has_expired(seeded: SeedReport) -> None:
+    expired = Agreement.objects.filter(status=AgreementStatus.EXPIRED)
+    assert expired.count() == 1
+    assert not expired.get().is_in_force(dt.date(2025, 1, 1))
+
+
+def test_kaihua_county_community_is_led_by_the_county_hospital(seeded: SeedReport) -> None:
+    kaihua = Consortium.objects.get(code="kaihua-ccm")
+    assert kaihua.type == ConsortiumType.COUNTY_COMMUNITY
+    assert kaihua.lead_institution.code == "khph"
+    assert kaihua.region is not None and kaihua.region.code == "330824"
+    assert kaihua.established_on is not None and kaihua.established_on.year == 2019
+    members = {m.institution.code for m in selectors.consortium_members(kaihua)}
+    assert members == {"khph", "kh-huabu", "kh-chengguan"}
+
+
+# -- story B: Bijie -------------------------------------------------------------------------------
+
+
+def test_bijie_regional_centre_was_built_end_of_2022(seeded: SeedReport) -> None:
+    centre = Consortium.objects.get(code="bijie-nrmc")
+    assert centre.type == ConsortiumType.REGIONAL_CENTRE
+    assert centre.lead_institution.code == "zjpph"
+    assert centre.region is not None and centre.region.code == "520500"
+    assert centre.established_on is not None and (centre.established_on.year, centre.established_on.month) == (
+        2022,
+        12,
+    )
+    assert {m.institution.code for m in selectors.consortium_members(centre)} == {"zjpph", "bjfph", "qxgph"}
+    assert not ConsortiumMember.objects.filter(institution__code="gzph").exists()
+
+
+def test_bijie_agreement_builds_three_centres_and_five_key_disciplines(seeded: SeedReport) -> None:
+    agreement = Agreement.objects.get(code="zjpph-bjfph-2022")
+    assert agreement.consortium is not None and agreement.consortium.code == "bijie-nrmc"
+    assert (agreement.signed_on.year, agreement.signed_on.month) == (2022, 12)
+    assert set(agreement.parties.values_list("code", flat=True)) == {"zjpph", "bjfph"}
+
+    centres = agreement.pairings.filter(kind=PairingKind.CENTRE)
+    assert centres.count() == 3
+    assert "心血管病诊疗中心" in {p.label_zh for p in centres}
+    assert all(p.label_en for p in centres)
+
+    key = agreement.pairings.filter(kind=PairingKind.KEY_DISCIPLINE).select_related("member_department")
+    assert {p.member_department.discipline for p in key} == {
+        "orthopedics",
+        "urology",
+        "critical_care",
+        "hpb_surgery",
+        "gi_surgery",
+    }
+    for pairing in agreement.pairings.select_related("lead_department__institution", "member_department__institution"):
+        assert pairing.lead_department.institution.code == "zjpph"
+        assert pairing.member_department.institution.code == "bjfph"
+
+
+# -- users ------------------------------------------------------------------------------------------
+
+
+def test_every_role_has_a_demo_user(seeded: SeedReport) -> None:
+    assert {u.role for u in DEMO_USERS} == set(Role)
+    for spec in DEMO_USERS:
+        membership = Membership.objects.select_related("institution", "consortium", "region").get(
+            user__username=spec.username
+        )
+        assert membership.role == spec.role
+        assert (membership.institution.code if membership.institution else None) == spec.institution_code
+        assert (membership.consortium.code if membership.consortium else None) == spec.consortium_code
+        assert (membership.region.code if membership.region else None) == spec.region_code
+        user = membership.user
+        assert user.display_name == spec.display_name_zh
+        assert user.language == ""
+
+
+@pytest.mark.parametrize("username", [u.username for u in DEMO_USERS])
+def test_each_demo_user_can_log_in_with_the_demo_password(seeded: SeedReport, username: str) -> None:
+    user = authenticate(request=RequestFactory().get("/"), username=username, password=DEMO_PASSWORD)
+    assert user is not None
+    assert user.get_username() == username
+
+
+def test_the_commission_viewer_sees_quzhou_but_not_hangzhou(seeded: SeedReport) -> None:
+    commission = User.objects.get(username="commission")
+    visible = set(selectors.institution_queryset_visible_to(commission).values_list("code", flat=True))
+    assert {"qzph", "khph", "csph", "kh-huabu"} <= visible
+    assert not visible & {"zju2", "zjpph", "bjfph"}
+
+
+def test_the_changshan_doctor_sees_the_partners_of_his_consortium(seeded: SeedReport) -> None:
+    doctor = User.objects.get(username="doctor")
+    visible = set(selectors.institution_queryset_visible_to(doctor).values_list("code", flat=True))
+    assert visible == {"csph", "zju1", "jsph"}
+
+
+def test_the_office_manages_the_zju2_quzhou_consortium(seeded: SeedReport) -> None:
+    office = User.objects.get(username="office")
+    scope = selectors.user_scope(office)
+    assert scope.consortium_ids == frozenset({Consortium.objects.get(code="zju2-quzhou").pk})
+    visible = set(selectors.institution_queryset_visible_to(office).values_list("code", flat=True))
+    assert {"zju2", "qzph", "qz2ph", "khph", "zjus"} <= visible
+
+
+# -- the management command --------------------------------------------------------------------------
+
+
+def test_command_reports_what_it_created_then_that_nothing_was_left() -> None:
+    _wipe_registry()
+    out = StringIO()
+    call_command("seed_demo", stdout=out)
+    first = out.getvalue().strip()
+    assert "\n" not in first
+    assert "20 institutions" in first
+
+    out = StringIO()
+    call_command("seed_demo", "--seed", "2018", "--scale", "1", stdout=out)
+    assert out.getvalue().strip() == "already seeded, nothing to do"
+
+
+def test_command_refuses_a_scale_below_one() -> None:
+    with pytest.raises(CommandError, match="scale"):
+        call_command("seed_demo", "--scale", "0")

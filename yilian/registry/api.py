@@ -1,0 +1,175 @@
+import datetime as dt
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest
+from django.utils.translation import gettext as _
+from ninja import Query, Router, Schema
+from ninja.pagination import LimitOffsetPagination, paginate
+
+from yilian.registry import schemas, selectors, services
+from yilian.registry.models import Agreement, Consortium, Institution, Practitioner, Region, User
+
+router = Router(tags=["registry"])
+
+ERRORS: dict[int, type[Schema]] = {
+    400: schemas.ErrorOut,
+    401: schemas.ErrorOut,
+    403: schemas.ErrorOut,
+    404: schemas.ErrorOut,
+    422: schemas.ErrorOut,
+}
+
+
+def _user(request: HttpRequest) -> User:
+    user = request.user
+    assert isinstance(user, User)
+    return user
+
+
+class InstitutionFilters(Schema):
+    q: str = ""
+    region: str = ""
+    grade: str = ""
+    type: str = ""
+
+
+class NameFilter(Schema):
+    q: str = ""
+
+
+@router.get("/me", response={200: schemas.MeOut, **ERRORS})
+def me(request: HttpRequest) -> dict[str, Any]:
+    user = _user(request)
+    scope = selectors.user_scope(user)
+    return {
+        "username": user.username,
+        "display_name": user.display_name,
+        "language": user.language,
+        "roles": sorted(r.value for r in scope.roles),
+        "permissions": sorted(p.value for p in scope.permissions),
+    }
+
+
+@router.get("/regions", response={200: list[schemas.RegionOut], **ERRORS})
+def region_list(request: HttpRequest, root: str = "") -> list[Region]:
+    return selectors.region_tree(root_code=root or None)
+
+
+@router.get("/institutions", response={200: list[schemas.InstitutionOut], **ERRORS})
+@paginate(LimitOffsetPagination)
+def institution_list(request: HttpRequest, filters: Query[InstitutionFilters]) -> Any:
+    return selectors.institution_list_visible_to(
+        _user(request), search=filters.q, region_code=filters.region, grade=filters.grade, type=filters.type
+    )
+
+
+@router.get("/institutions/{code}", response={200: schemas.InstitutionDetailOut, **ERRORS})
+def institution_detail(request: HttpRequest, code: str) -> Institution:
+    return selectors.institution_detail(selectors.access_institution(_user(request), code))
+
+
+@router.post("/institutions", response={201: schemas.InstitutionDetailOut, **ERRORS})
+def institution_create(request: HttpRequest, payload: schemas.InstitutionIn) -> tuple[int, Institution]:
+    region = Region.objects.filter(code=payload.region_code).first()
+    if region is None:
+        raise ValidationError({"region_code": [_("No region with code %(code)s.") % {"code": payload.region_code}]})
+    institution = services.institution_create(
+        actor=_user(request),
+        code=payload.code,
+        name_zh=payload.name_zh,
+        name_en=payload.name_en,
+        short_name=payload.short_name,
+        grade=payload.grade,
+        type=payload.type,
+        region=region,
+        address=payload.address,
+        latitude=payload.latitude,
+        longitude=payload.longitude,
+    )
+    return 201, selectors.institution_detail(institution)
+
+
+@router.get("/consortia", response={200: list[schemas.ConsortiumOut], **ERRORS})
+@paginate(LimitOffsetPagination)
+def consortium_list(request: HttpRequest, filters: Query[NameFilter]) -> Any:
+    return selectors.consortium_list_visible_to(_user(request), search=filters.q)
+
+
+@router.get("/consortia/{code}", response={200: schemas.ConsortiumDetailOut, **ERRORS})
+def consortium_detail(request: HttpRequest, code: str) -> Consortium:
+    consortium = selectors.access_consortium(_user(request), code)
+    members = selectors.consortium_members(consortium)
+    consortium.members_list = members  # type: ignore[attr-defined]
+    consortium.member_count = len(members)  # type: ignore[attr-defined]
+    return consortium
+
+
+@router.get("/agreements", response={200: list[schemas.AgreementOut], **ERRORS})
+@paginate(LimitOffsetPagination)
+def agreement_list(request: HttpRequest, consortium: str = "") -> list[dict[str, Any]]:
+    user = _user(request)
+    scoped = selectors.access_consortium(user, consortium) if consortium else None
+    return [_agreement(a) for a in selectors.agreement_list_visible_to(user, consortium=scoped)]
+
+
+def _agreement(agreement: Agreement) -> dict[str, Any]:
+    data = {
+        field: getattr(agreement, field)
+        for field in ("code", "title_zh", "title_en", "signed_on", "valid_from", "valid_to", "status", "scope", "goals")
+    }
+    data["consortium"] = agreement.consortium
+    data["parties"] = sorted(p.code for p in agreement.parties.all())
+    data["pairings"] = list(agreement.pairings.all())
+    return data
+
+
+@router.get("/practitioners", response={200: list[schemas.PractitionerOut], **ERRORS})
+@paginate(LimitOffsetPagination)
+def practitioner_list(request: HttpRequest, q: str = "", institution: str = "") -> Any:
+    user = _user(request)
+    scoped = selectors.access_institution(user, institution) if institution else None
+    return [_practitioner(p) for p in selectors.practitioner_list_visible_to(user, search=q, institution=scoped)]
+
+
+def _practitioner(p: Practitioner) -> dict[str, Any]:
+    return {
+        "public_id": p.public_id,
+        "name_zh": p.name_zh,
+        "name_en": p.name_en,
+        "title": p.title,
+        "institution": p.institution,
+        "department": p.department.discipline if p.department else None,
+        "specialties": p.specialties,
+    }
+
+
+@router.get("/practitioners/{public_id}", response={200: schemas.PractitionerOut, **ERRORS})
+def practitioner_detail(request: HttpRequest, public_id: str) -> dict[str, Any]:
+    try:
+        return _practitioner(selectors.access_practitioner(_user(request), public_id))
+    except ValidationError as exc:  # malformed UUID
+        raise ValidationError({"public_id": [_("Not a valid identifier.")]}) from exc
+
+
+class AuditFilters(Schema):
+    user: str = ""
+    object: str = ""
+    action: str = ""
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+
+
+@router.get("/audit", response={200: list[schemas.AuditEventOut], **ERRORS}, tags=["audit"])
+@paginate(LimitOffsetPagination)
+def audit_list(request: HttpRequest, filters: Query[AuditFilters]) -> Any:
+    events: Any = selectors.audit_list_visible_to(
+        _user(request),
+        username=filters.user,
+        object_query=filters.object,
+        action=filters.action,
+        since=filters.since,
+        until=filters.until,
+    )
+    return events
+

@@ -1,0 +1,155 @@
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from decimal import Decimal
+
+from ninja import Field, Schema
+
+from yilian.registry.models import Institution
+
+
+class ErrorOut(Schema):
+    detail: str
+    errors: dict[str, list[str]] | None = None
+
+
+class RegionOut(Schema):
+    code: str
+    name_zh: str
+    name_en: str
+    level: str
+    parent_code: str | None = Field(None, alias="parent.code")
+
+
+class CapabilityOut(Schema):
+    kind: str
+    label: str = Field(alias="get_kind_display")
+    all_hours: bool
+    weekdays: str
+    opens_at: dt.time | None
+    closes_at: dt.time | None
+    valid_from: dt.date
+    valid_to: dt.date | None
+
+
+class DepartmentOut(Schema):
+    public_id: uuid.UUID
+    discipline: str
+    name: str
+
+
+class InstitutionOut(Schema):
+    code: str
+    name_zh: str
+    name_en: str
+    short_name: str
+    grade: str
+    type: str
+    region_code: str = Field(alias="region.code")
+    address: str
+    latitude: Decimal | None
+    longitude: Decimal | None
+    is_active: bool
+
+
+class InstitutionDetailOut(InstitutionOut):
+    departments: list[DepartmentOut]
+    capabilities: list[CapabilityOut]
+    consortia: list[str]
+
+    @staticmethod
+    def resolve_consortia(obj: Institution) -> list[str]:
+        return [m.consortium.code for m in obj.memberships.all()]
+
+
+class InstitutionIn(Schema):
+    code: str = Field(..., min_length=2, max_length=32, pattern=r"^[a-z0-9][a-z0-9-]*$")
+    name_zh: str = Field(..., min_length=2, max_length=120)
+    name_en: str = Field("", max_length=160)
+    short_name: str = Field("", max_length=40)
+    grade: str
+    type: str
+    region_code: str = Field(..., pattern=r"^\d{6}$")
+    address: str = Field("", max_length=200)
+    latitude: Decimal | None = Field(None, ge=-90, le=90)
+    longitude: Decimal | None = Field(None, ge=-180, le=180)
+
+
+class MemberOut(Schema):
+    institution_code: str = Field(alias="institution.code")
+    institution_name: str = Field(alias="institution.name")
+    role: str
+    relation: str
+    joined_on: dt.date
+    left_on: dt.date | None
+
+
+class ConsortiumOut(Schema):
+    code: str
+    name_zh: str
+    name_en: str
+    type: str
+    lead_institution_code: str = Field(alias="lead_institution.code")
+    established_on: dt.date | None
+    member_count: int
+
+
+class ConsortiumDetailOut(ConsortiumOut):
+    description: str
+    members: list[MemberOut] = Field(alias="members_list")
+
+
+class PairingOut(Schema):
+    kind: str
+    label: str
+    lead_institution: str = Field(alias="lead_department.institution.code")
+    lead_discipline: str = Field(alias="lead_department.discipline")
+    member_institution: str = Field(alias="member_department.institution.code")
+    member_discipline: str = Field(alias="member_department.discipline")
+
+
+class AgreementOut(Schema):
+    code: str
+    title_zh: str
+    title_en: str
+    consortium_code: str | None = Field(None, alias="consortium.code")
+    parties: list[str]
+    signed_on: dt.date
+    valid_from: dt.date
+    valid_to: dt.date | None
+    status: str
+    scope: str
+    goals: str
+    pairings: list[PairingOut]
+
+
+class PractitionerOut(Schema):
+    public_id: uuid.UUID
+    name_zh: str
+    name_en: str
+    title: str
+    institution_code: str = Field(alias="institution.code")
+    department: str | None
+    specialties: str
+
+
+class MeOut(Schema):
+    username: str
+    display_name: str
+    language: str
+    roles: list[str]
+    permissions: list[str]
+
+
+class AuditEventOut(Schema):
+    id: int
+    occurred_at: dt.datetime
+    actor_label: str
+    ip_address: str | None
+    action: str
+    object_type: str
+    object_id: str
+    object_repr: str
+    changes: dict[str, object]
+    row_hash: str

@@ -1,0 +1,610 @@
+"""Writes to the registry.
+
+Rules enforced here:
+- every write runs in one transaction and appends its audit row in that transaction;
+- ``actor=None`` means the system itself (command line, demo seeding); otherwise the actor
+  needs the named permission, and a scoped role may only touch what its scope reaches
+  (a hospital administrator their own institution's staff, a consortium office its consortia);
+- a membership carries the scope its role needs (commission -> region, office -> consortium,
+  others -> institution), which the database also enforces with check constraints;
+- passwords pass the configured validators; API tokens are stored only as SHA-256 hashes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+from decimal import Decimal
+from typing import Any
+
+from django.contrib.auth import password_validation
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import models, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from yilian.core.audit import audit_record
+from yilian.core.models import AuditAction
+from yilian.core.permissions import Permission, Role
+from yilian.registry import selectors
+from yilian.registry.models import (
+    Agreement,
+    AgreementStatus,
+    ApiToken,
+    Capability,
+    CapabilityKind,
+    Consortium,
+    ConsortiumMember,
+    Department,
+    DepartmentPairing,
+    Institution,
+    MemberRelation,
+    MemberRole,
+    Membership,
+    PairingKind,
+    Practitioner,
+    Region,
+    RegionLevel,
+    User,
+)
+
+Actor = User | None
+
+# Roles whose holders may open the Django administration site.
+_ADMIN_SITE_ROLES = frozenset({Role.SYSTEM_ADMIN, Role.CONSORTIUM_OFFICE})
+
+
+def _check(actor: Actor, permission: Permission) -> None:
+    if actor is not None:
+        selectors.require_perm(actor, permission)
+
+
+def _check_institution_in_scope(actor: Actor, institution: Institution) -> None:
+    if actor is None:
+        return
+    if not selectors.institution_queryset_visible_to(actor).filter(pk=institution.pk).exists():
+        raise PermissionDenied(_("Institution %(code)s is outside what you may change.") % {"code": institution.code})
+
+
+def _full_clean(obj: models.Model, exclude: list[str] | None = None) -> None:
+    obj.full_clean(exclude=exclude, validate_unique=True)
+
+
+def _snapshot(obj: models.Model, fields: list[str]) -> dict[str, Any]:
+    return {name: getattr(obj, name) for name in fields}
+
+
+def _update(obj: models.Model, changes: dict[str, Any], allowed: set[str]) -> dict[str, list[Any]]:
+    unknown = set(changes) - allowed
+    if unknown:
+        raise ValidationError(_("These fields cannot be changed here: %(fields)s") % {"fields": ", ".join(sorted(unknown))})
+    diff: dict[str, list[Any]] = {}
+    for name, value in changes.items():
+        old = getattr(obj, name)
+        if old != value:
+            diff[name] = [old, value]
+            setattr(obj, name, value)
+    return diff
+
+
+# Regions -------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def region_create(*, actor: Actor, code: str, name_zh: str, name_en: str, level: RegionLevel, parent: Region | None) -> Region:
+    _check(actor, Permission.MANAGE_INSTITUTIONS)
+    region = Region(code=code, name_zh=name_zh, name_en=name_en, level=level, parent=parent)
+    _full_clean(region)
+    region.save()
+    audit_record(actor=actor, action=AuditAction.CREATE, obj=region, changes={"code": code, "name_zh": name_zh})
+    return region
+
+
+# Institutions, departments, capabilities ------------------------------------------------
+
+INSTITUTION_EDITABLE = {
+    "name_zh", "name_en", "short_name", "grade", "type", "region", "address", "latitude", "longitude", "phone", "is_active",
+}
+
+
+@transaction.atomic
+def institution_create(
+    *,
+    actor: Actor,
+    code: str,
+    name_zh: str,
+    name_en: str = "",
+    short_name: str = "",
+    grade: str,
+    type: str,
+    region: Region,
+    address: str = "",
+    latitude: Decimal | None = None,
+    longitude: Decimal | None = None,
+    phone: str = "",
+) -> Institution:
+    _check(actor, Permission.MANAGE_INSTITUTIONS)
+    institution = Institution(
+        code=code,
+        name_zh=name_zh,
+        name_en=name_en,
+        short_name=short_name,
+        grade=grade,
+        type=type,
+        region=region,
+        address=address,
+        latitude=latitude,
+        longitude=longitude,
+        phone=phone,
+    )
+    _full_clean(institution)
+    institution.save()
+    audit_record(
+        actor=actor,
+        action=AuditAction.CREATE,
+        obj=institution,
+        changes={"code": code, "name_zh": name_zh, "grade": grade, "region": region.code},
+    )
+    return institution
+
+
+@transaction.atomic
+def institution_update(*, actor: Actor, institution: Institution, changes: dict[str, Any]) -> Institution:
+    _check(actor, Permission.MANAGE_INSTITUTIONS)
+    institution = Institution.objects.select_for_update().get(pk=institution.pk)
+    _check_institution_in_scope(actor, institution)
+    diff = _update(institution, changes, INSTITUTION_EDITABLE)
+    if diff:
+        _full_clean(institution)
+        institution.save()
+        audit_record(actor=actor, action=AuditAction.UPDATE, obj=institution, changes=diff)
+    return institution
+
+
+@transaction.atomic
+def department_create(
+    *, actor: Actor, institution: Institution, discipline: str, name_zh: str = "", name_en: str = ""
+) -> Department:
+    _check(actor, Permission.MANAGE_INSTITUTIONS)
+    _check_institution_in_scope(actor, institution)
+    department = Department(institution=institution, discipline=discipline, name_zh=name_zh, name_en=name_en)
+    _full_clean(department)
+    department.save()
+    audit_record(
+        actor=actor,
+        action=AuditAction.CREATE,
+        obj=department,
+        changes={"institution": institution.code, "discipline": discipline},
+    )
+    return department
+
+
+@transaction.atomic
+def capability_create(
+    *,
+    actor: Actor,
+    institution: Institution,
+    kind: CapabilityKind | str,
+    valid_from: dt.date,
+    all_hours: bool = True,
+    weekdays: str = "1234567",
+    opens_at: dt.time | None = None,
+    closes_at: dt.time | None = None,
+    valid_to: dt.date | None = None,
+    note: str = "",
+) -> Capability:
+    _check(actor, Permission.MANAGE_INSTITUTIONS)
+    _check_institution_in_scope(actor, institution)
+    if not all_hours and (opens_at is None or closes_at is None):
+        raise ValidationError(_("A capability that is not 24/7 needs opening and closing times."))
+    capability = Capability(
+        institution=institution,
+        kind=kind,
+        all_hours=all_hours,
+        weekdays=weekdays,
+        opens_at=opens_at,
+        closes_at=closes_at,
+        valid_from=valid_from,
+        valid_to=valid_to,
+        note=note,
+    )
+    _full_clean(capability)
+    capability.save()
+    audit_record(
+        actor=actor,
+        action=AuditAction.CREATE,
+        obj=capability,
+        changes={"kind": str(kind), "hours": capability.hours_display(), "valid_from": valid_from},
+    )
+    return capability
+
+
+# Consortia and agreements ----------------------------------------------------------------
+
+
+@transaction.atomic
+def consortium_create(
+    *,
+    actor: Actor,
+    code: str,
+    name_zh: str,
+    name_en: str = "",
+    type: str,
+    lead_institution: Institution,
+    region: Region | None = None,
+    established_on: dt.date | None = None,
+    description: str = "",
+) -> Consortium:
+    """Create a consortium; its lead institution becomes its first member."""
+    _check(actor, Permission.MANAGE_CONSORTIA)
+    consortium = Consortium(
+        code=code,
+        name_zh=name_zh,
+        name_en=name_en,
+        type=type,
+        lead_institution=lead_institution,
+        region=region,
+        established_on=established_on,
+        description=description,
+    )
+    _full_clean(consortium)
+    consortium.save()
+    ConsortiumMember.objects.create(
+        consortium=consortium,
+        institution=lead_institution,
+        role=MemberRole.LEAD,
+        relation=MemberRelation.VERTICAL,
+        joined_on=established_on or timezone.localdate(),
+    )
+    audit_record(
+        actor=actor,
+        action=AuditAction.CREATE,
+        obj=consortium,
+        changes={"code": code, "type": type, "lead": lead_institution.code},
+    )
+    return consortium
+
+
+def _check_consortium_office(actor: Actor, consortium: Consortium) -> None:
+    if actor is None:
+        return
+    selectors.require_perm(actor, Permission.MANAGE_CONSORTIA)
+    scope = selectors.user_scope(actor)
+    if not scope.is_global and consortium.pk not in scope.consortium_ids:
+        raise PermissionDenied(_("Only the office of %(name)s may change it.") % {"name": consortium.name})
+
+
+@transaction.atomic
+def consortium_member_add(
+    *,
+    actor: Actor,
+    consortium: Consortium,
+    institution: Institution,
+    joined_on: dt.date,
+    relation: str = MemberRelation.VERTICAL,
+) -> ConsortiumMember:
+    _check_consortium_office(actor, consortium)
+    if _current_membership(consortium, institution) is not None:
+        raise ValidationError(
+            _("%(institution)s is already a member of %(consortium)s.")
+            % {"institution": institution.name, "consortium": consortium.name}
+        )
+    member = ConsortiumMember(
+        consortium=consortium, institution=institution, joined_on=joined_on, relation=relation, role=MemberRole.MEMBER
+    )
+    _full_clean(member)
+    member.save()
+    audit_record(
+        actor=actor,
+        action=AuditAction.CREATE,
+        obj=member,
+        changes={"consortium": consortium.code, "institution": institution.code, "joined_on": joined_on},
+    )
+    return member
+
+
+def _current_membership(consortium: Consortium, institution: Institution) -> ConsortiumMember | None:
+    return ConsortiumMember.objects.filter(
+        consortium=consortium, institution=institution, left_on__isnull=True
+    ).first()
+
+
+@transaction.atomic
+def consortium_member_leave(*, actor: Actor, member: ConsortiumMember, left_on: dt.date) -> ConsortiumMember:
+    _check_consortium_office(actor, member.consortium)
+    member = ConsortiumMember.objects.select_for_update().get(pk=member.pk)
+    if member.role == MemberRole.LEAD:
+        raise ValidationError(_("The lead institution cannot leave its own consortium."))
+    if member.left_on is not None:
+        raise ValidationError(_("This institution has already left the consortium."))
+    if left_on < member.joined_on:
+        raise ValidationError(_("The leaving date cannot be before the joining date."))
+    member.left_on = left_on
+    member.save(update_fields=["left_on", "updated_at"])
+    audit_record(actor=actor, action=AuditAction.UPDATE, obj=member, changes={"left_on": [None, left_on]})
+    return member
+
+
+@transaction.atomic
+def agreement_create(
+    *,
+    actor: Actor,
+    code: str,
+    title_zh: str,
+    title_en: str = "",
+    consortium: Consortium | None,
+    parties: list[Institution],
+    signed_on: dt.date,
+    valid_from: dt.date,
+    valid_to: dt.date | None = None,
+    scope: str = "",
+    goals: str = "",
+    status: str = AgreementStatus.ACTIVE,
+) -> Agreement:
+    if consortium is not None:
+        _check_consortium_office(actor, consortium)
+    else:
+        _check(actor, Permission.MANAGE_CONSORTIA)
+    if len({p.pk for p in parties}) < 2:
+        raise ValidationError(_("An agreement needs at least two parties."))
+    agreement = Agreement(
+        code=code,
+        consortium=consortium,
+        title_zh=title_zh,
+        title_en=title_en,
+        signed_on=signed_on,
+        valid_from=valid_from,
+        valid_to=valid_to,
+        scope=scope,
+        goals=goals,
+        status=status,
+    )
+    _full_clean(agreement)
+    agreement.save()
+    agreement.parties.set(parties)
+    audit_record(
+        actor=actor,
+        action=AuditAction.CREATE,
+        obj=agreement,
+        changes={"code": code, "parties": sorted(p.code for p in parties), "signed_on": signed_on, "status": status},
+    )
+    return agreement
+
+
+@transaction.atomic
+def agreement_set_status(*, actor: Actor, agreement: Agreement, status: AgreementStatus) -> Agreement:
+    agreement = Agreement.objects.select_for_update().get(pk=agreement.pk)
+    if agreement.consortium is not None:
+        _check_consortium_office(actor, agreement.consortium)
+    else:
+        _check(actor, Permission.MANAGE_CONSORTIA)
+    old = agreement.status
+    if old != status:
+        agreement.status = status
+        agreement.save(update_fields=["status", "updated_at"])
+        audit_record(actor=actor, action=AuditAction.UPDATE, obj=agreement, changes={"status": [old, status]})
+    return agreement
+
+
+@transaction.atomic
+def pairing_add(
+    *,
+    actor: Actor,
+    agreement: Agreement,
+    lead_department: Department,
+    member_department: Department,
+    kind: str = PairingKind.SUPPORTED_DISCIPLINE,
+    label_zh: str = "",
+    label_en: str = "",
+) -> DepartmentPairing:
+    if agreement.consortium is not None:
+        _check_consortium_office(actor, agreement.consortium)
+    else:
+        _check(actor, Permission.MANAGE_CONSORTIA)
+    party_ids = set(agreement.parties.values_list("pk", flat=True))
+    if lead_department.institution_id not in party_ids or member_department.institution_id not in party_ids:
+        raise ValidationError(_("Both departments must belong to parties of the agreement."))
+    if lead_department.institution_id == member_department.institution_id:
+        raise ValidationError(_("A pairing links departments of two different institutions."))
+    pairing = DepartmentPairing(
+        agreement=agreement,
+        lead_department=lead_department,
+        member_department=member_department,
+        kind=kind,
+        label_zh=label_zh,
+        label_en=label_en,
+    )
+    _full_clean(pairing)
+    pairing.save()
+    audit_record(
+        actor=actor,
+        action=AuditAction.CREATE,
+        obj=pairing,
+        changes={"agreement": agreement.code, "lead": lead_department.discipline, "member": member_department.discipline},
+    )
+    return pairing
+
+
+# Practitioners ---------------------------------------------------------------------------
+
+
+def _check_staff_scope(actor: Actor, institution: Institution, permission: Permission) -> None:
+    """Hospital administrators manage only their own institution; the office its consortia."""
+    if actor is None:
+        return
+    selectors.require_perm(actor, permission)
+    scope = selectors.user_scope(actor)
+    if scope.is_global or institution.pk in scope.institution_ids and Role.HOSPITAL_ADMIN in scope.roles:
+        return
+    if Role.CONSORTIUM_OFFICE in scope.roles:
+        _check_institution_in_scope(actor, institution)
+        return
+    raise PermissionDenied(_("You may only manage staff of your own institution."))
+
+
+@transaction.atomic
+def practitioner_create(
+    *,
+    actor: Actor,
+    name_zh: str,
+    name_en: str = "",
+    title: str,
+    institution: Institution,
+    department: Department | None,
+    licence_number: str,
+    specialties: str = "",
+    user: User | None = None,
+) -> Practitioner:
+    _check_staff_scope(actor, institution, Permission.MANAGE_PRACTITIONERS)
+    if department is not None and department.institution_id != institution.pk:
+        raise ValidationError(_("The department must belong to the practitioner's institution."))
+    practitioner = Practitioner(
+        name_zh=name_zh,
+        name_en=name_en,
+        title=title,
+        institution=institution,
+        department=department,
+        licence_number=licence_number,
+        specialties=specialties,
+        user=user,
+    )
+    _full_clean(practitioner)
+    practitioner.save()
+    audit_record(
+        actor=actor,
+        action=AuditAction.CREATE,
+        obj=practitioner,
+        changes={"institution": institution.code, "title": title},
+    )
+    return practitioner
+
+
+# Users, roles, tokens --------------------------------------------------------------------
+
+
+@transaction.atomic
+def user_create(
+    *,
+    actor: Actor,
+    username: str,
+    password: str,
+    display_name: str = "",
+    email: str = "",
+    language: str = "",
+) -> User:
+    if actor is not None:
+        selectors.require_perm(actor, Permission.MANAGE_USERS)
+    if User.objects.filter(username__iexact=username).exists():
+        raise ValidationError(_("The username %(username)s is taken.") % {"username": username})
+    user = User(username=username, display_name=display_name, email=email, language=language)
+    password_validation.validate_password(password, user)
+    user.set_password(password)
+    _full_clean(user, exclude=["password"])
+    user.save()
+    audit_record(actor=actor, action=AuditAction.CREATE, obj=user, changes={"username": username})
+    return user
+
+
+@transaction.atomic
+def membership_grant(
+    *,
+    actor: Actor,
+    user: User,
+    role: Role,
+    institution: Institution | None = None,
+    consortium: Consortium | None = None,
+    region: Region | None = None,
+) -> Membership:
+    """Give ``user`` a role. The scope argument the role needs is required."""
+    if role == Role.COMMISSION_VIEWER and region is None:
+        raise ValidationError(_("A health-commission viewer needs a region."))
+    if role == Role.CONSORTIUM_OFFICE and consortium is None:
+        raise ValidationError(_("A consortium-office role needs a consortium."))
+    if role == Role.CONSORTIUM_OFFICE and consortium is not None and institution is None:
+        institution = consortium.lead_institution
+    if role not in (Role.COMMISSION_VIEWER, Role.SYSTEM_ADMIN) and institution is None:
+        raise ValidationError(_("This role needs an institution."))
+    if actor is not None:
+        scope = selectors.user_scope(actor)
+        if not scope.is_global:
+            # A hospital administrator may only hand out clinical roles at their own institution.
+            if role in (Role.SYSTEM_ADMIN, Role.CONSORTIUM_OFFICE, Role.COMMISSION_VIEWER, Role.HOSPITAL_ADMIN):
+                raise PermissionDenied(_("Only a system administrator may grant this role."))
+            assert institution is not None
+            _check_staff_scope(actor, institution, Permission.MANAGE_USERS)
+    existing = Membership.objects.filter(
+        user=user, role=role, institution=institution, consortium=consortium, region=region, is_active=True
+    ).first()
+    if existing is not None:
+        return existing
+    membership = Membership.objects.create(
+        user=user, role=role, institution=institution, consortium=consortium, region=region
+    )
+    if role in _ADMIN_SITE_ROLES and not user.is_staff:
+        user.is_staff = True
+        user.save(update_fields=["is_staff"])
+    audit_record(
+        actor=actor,
+        action=AuditAction.CREATE,
+        obj=membership,
+        changes={
+            "user": user.username,
+            "role": role.value,
+            "institution": institution.code if institution else None,
+            "consortium": consortium.code if consortium else None,
+            "region": region.code if region else None,
+        },
+    )
+    return membership
+
+
+@transaction.atomic
+def user_set_language(*, actor: User, language: str) -> User:
+    if language not in {"zh-hans", "en"}:
+        raise ValidationError(_("Unknown language: %(language)s") % {"language": language})
+    if actor.language != language:
+        old = actor.language
+        actor.language = language
+        actor.save(update_fields=["language"])
+        audit_record(actor=actor, action=AuditAction.UPDATE, obj=actor, changes={"language": [old, language]})
+    return actor
+
+
+def _token_hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@transaction.atomic
+def api_token_create(*, actor: Actor, user: User, name: str = "") -> tuple[ApiToken, str]:
+    """Create a token for ``user``; returns the row and the plain token, which is never stored."""
+    if actor is not None and actor.pk != user.pk:
+        selectors.require_perm(actor, Permission.MANAGE_USERS)
+    key = "yl_" + secrets.token_urlsafe(32)
+    token = ApiToken.objects.create(user=user, name=name, prefix=key[:10], key_hash=_token_hash(key))
+    audit_record(actor=actor, action=AuditAction.TOKEN, obj=token, changes={"user": user.username, "name": name})
+    return token, key
+
+
+@transaction.atomic
+def api_token_revoke(*, actor: Actor, token: ApiToken) -> ApiToken:
+    if actor is not None and actor.pk != token.user_id:
+        selectors.require_perm(actor, Permission.MANAGE_USERS)
+    if token.revoked_at is None:
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at", "updated_at"])
+        audit_record(actor=actor, action=AuditAction.UPDATE, obj=token, changes={"revoked": True})
+    return token
+
+
+def api_token_authenticate(key: str) -> User | None:
+    """The active user behind a bearer token, or None. Marks the token used (at most once a minute)."""
+    if not key.startswith("yl_"):
+        return None
+    token = ApiToken.objects.select_related("user").filter(key_hash=_token_hash(key), revoked_at__isnull=True).first()
+    if token is None or not token.user.is_active:
+        return None
+    now = timezone.now()
+    if token.last_used_at is None or now - token.last_used_at > dt.timedelta(minutes=1):
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    return token.user

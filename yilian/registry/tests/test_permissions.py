@@ -1,0 +1,45 @@
+"""The role -> permission table is a deliberate decision; this test is its second copy."""
+
+from __future__ import annotations
+
+import pytest
+
+from yilian.core.permissions import READ_ONLY_ROLES, ROLE_PERMISSIONS, Permission, Role
+
+P = Permission
+EXPECTED: dict[Role, set[Permission]] = {
+    Role.SYSTEM_ADMIN: set(Permission),
+    Role.CONSORTIUM_OFFICE: {
+        P.VIEW_DIRECTORY,
+        P.VIEW_AGREEMENTS,
+        P.MANAGE_INSTITUTIONS,
+        P.MANAGE_CONSORTIA,
+        P.MANAGE_PRACTITIONERS,
+        P.VIEW_PRACTITIONER_PRIVATE,
+        P.USE_ADMIN,
+    },
+    Role.HOSPITAL_ADMIN: {
+        P.VIEW_DIRECTORY,
+        P.VIEW_AGREEMENTS,
+        P.MANAGE_PRACTITIONERS,
+        P.VIEW_PRACTITIONER_PRIVATE,
+        P.MANAGE_USERS,
+        P.VIEW_AUDIT,
+    },
+    Role.DOCTOR: {P.VIEW_DIRECTORY},
+    Role.STATIONED_EXPERT: {P.VIEW_DIRECTORY, P.VIEW_AGREEMENTS},
+    Role.ONCALL_COORDINATOR: {P.VIEW_DIRECTORY},
+    Role.COMMISSION_VIEWER: {P.VIEW_DIRECTORY, P.VIEW_AGREEMENTS},
+}
+
+
+@pytest.mark.parametrize("role", list(Role))
+@pytest.mark.parametrize("permission", list(Permission))
+def test_role_permission_table(role: Role, permission: Permission) -> None:
+    assert (permission in ROLE_PERMISSIONS[role]) == (permission in EXPECTED[role])
+
+
+def test_read_only_roles_hold_no_write_permission() -> None:
+    writes = {p for p in Permission if ".manage_" in p.value or p == P.USE_ADMIN}
+    for role in READ_ONLY_ROLES:
+        assert not ROLE_PERMISSIONS[role] & writes

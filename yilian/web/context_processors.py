@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest
+
+from yilian.core.permissions import Permission
+from yilian.registry import selectors
+
+
+def navigation(request: HttpRequest) -> dict[str, Any]:
+    """What the navigation bar needs: the user's permissions, for showing only what they may use."""
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return {}
+    scope = selectors.user_scope(user)
+    return {
+        "nav_can_audit": Permission.VIEW_AUDIT in scope.permissions,
+        "nav_can_admin": Permission.USE_ADMIN in scope.permissions and user.is_staff,
+    }
