@@ -46,7 +46,7 @@ from yilian.registry.models import (
     User,
 )
 
-DEMO_PASSWORD = "Yilian-demo-2026"
+DEMO_PASSWORD = "Yilian-demo-2026"  # noqa: S105  (published on purpose: demo logins only)
 
 # ----------------------------------------------------------------------------------------
 # Demo users (the named cast used by the README, `make demo` and the browser tests)
@@ -412,7 +412,12 @@ _G, _WC, _SP, _PC = (
     InstitutionType.SPECIALTY,
     InstitutionType.PRIMARY_CARE,
 )
-_3A, _3B, _2A, _PRIM = InstitutionGrade.GRADE_3A, InstitutionGrade.GRADE_3B, InstitutionGrade.GRADE_2A, InstitutionGrade.PRIMARY
+_3A, _3B, _2A, _PRIM = (
+    InstitutionGrade.GRADE_3A,
+    InstitutionGrade.GRADE_3B,
+    InstitutionGrade.GRADE_2A,
+    InstitutionGrade.PRIMARY,
+)
 _ZJU = "Zhejiang University School of Medicine"
 
 INSTITUTIONS: tuple[_Institution, ...] = (
@@ -423,9 +428,11 @@ INSTITUTIONS: tuple[_Institution, ...] = (
     _Institution("srrsh", "浙江大学医学院附属邵逸夫医院", f"Sir Run Run Shaw Hospital, {_ZJU}", "邵逸夫医院",
                  _3A, _G, "330102", "浙江省杭州市上城区庆春东路3号", "30.2631", "120.2021", "0571-01000003"),
     _Institution("zjuwc", "浙江大学医学院附属妇产科医院", f"Women's Hospital, {_ZJU}", "浙大妇院",
-                 _3A, _WC, "330102", "浙江省杭州市上城区学士路1号", "30.2478", "120.1702", "0571-01000004"),
+                 _3A, _WC, "330102", "浙江省杭州市上城区学士路1号", "30.2478", "120.1702",
+                 "0571-01000004"),
     _Institution("zjus", "浙江大学医学院附属口腔医院", f"Stomatology Hospital, {_ZJU}", "浙大口腔医院",
-                 _3A, _SP, "330106", "浙江省杭州市西湖区天目山路166号", "30.2789", "120.1386", "0571-01000005"),
+                 _3A, _SP, "330106", "浙江省杭州市西湖区天目山路166号", "30.2789", "120.1386",
+                 "0571-01000005"),
     _Institution("zjpph", "浙江省人民医院", "Zhejiang Provincial People's Hospital", "浙江省人民医院",
                  _3A, _G, "330105", "浙江省杭州市拱墅区上塘路158号", "30.2934", "120.1642", "0571-01000006"),
     _Institution("qzph", "衢州市人民医院", "Quzhou People's Hospital", "衢州市人民医院",
@@ -501,7 +508,9 @@ def _capabilities() -> tuple[_Capability, ...]:
     def add(code: str, kinds: tuple[CapabilityKind, ...], since: dt.date) -> None:
         out.extend(_Capability(code, kind, since) for kind in kinds)
 
-    def office_hours(code: str, kind: CapabilityKind, since: dt.date, opens: str, closes: str, note: str) -> None:
+    def office_hours(
+        code: str, kind: CapabilityKind, since: dt.date, opens: str, closes: str, note: str
+    ) -> None:
         out.append(
             _Capability(
                 code,
@@ -601,9 +610,13 @@ class _Consortium:
 _V, _H = MemberRelation.VERTICAL, MemberRelation.HORIZONTAL
 
 
-def _vertical(code: str, lead_zh: str, lead_en: str, kind: ConsortiumType, lead: str, *members: str) -> _Consortium:
+def _vertical(
+    code: str, lead_zh: str, lead_en: str, kind: ConsortiumType, lead: str, *members: str
+) -> _Consortium:
     suffix_zh, suffix_en = (
-        ("医联体", "Medical Consortium") if kind == ConsortiumType.CITY_MEDICAL_GROUP else ("专科联盟", "Specialty Alliance")
+        ("医联体", "Medical Consortium")
+        if kind == ConsortiumType.CITY_MEDICAL_GROUP
+        else ("专科联盟", "Specialty Alliance")
     )
     return _Consortium(
         code=code,
@@ -723,7 +736,9 @@ class _Agreement:
     pairings: tuple[_Pairing, ...] = ()
 
 
-def _same(lead: str, member: str, *disciplines: Discipline, kind: PairingKind = PairingKind.SUPPORTED_DISCIPLINE) -> tuple[_Pairing, ...]:
+def _same(
+    lead: str, member: str, *disciplines: Discipline, kind: PairingKind = PairingKind.SUPPORTED_DISCIPLINE
+) -> tuple[_Pairing, ...]:
     """Pairings between the same-named (default-named) departments of two institutions."""
     return tuple(
         _Pairing((lead, DEPARTMENT_NAMES[d][0]), (member, DEPARTMENT_NAMES[d][0]), kind) for d in disciplines
@@ -756,7 +771,9 @@ AGREEMENTS: tuple[_Agreement, ...] = (
         code="zju2-qz2ph-2018",
         consortium="zju2-quzhou",
         title_zh="浙江大学医学院附属第二医院与衢州市第二人民医院高水平医联体合作协议",
-        title_en="High-level consortium agreement: Second Affiliated Hospital and Quzhou Second People's Hospital",
+        title_en=(
+            "High-level consortium agreement: Second Affiliated Hospital and Quzhou Second People's Hospital"
+        ),
         parties=("zju2", "qz2ph"),
         signed_on=ZJU2_SIGNING_DAY,
         valid_from=ZJU2_SIGNING_DAY,
@@ -769,7 +786,9 @@ AGREEMENTS: tuple[_Agreement, ...] = (
         code="zju2-khph-2018",
         consortium="zju2-quzhou",
         title_zh="浙江大学医学院附属第二医院与开化县人民医院高水平医联体合作协议",
-        title_en="High-level consortium agreement: Second Affiliated Hospital and Kaihua County People's Hospital",
+        title_en=(
+            "High-level consortium agreement: Second Affiliated Hospital and Kaihua County People's Hospital"
+        ),
         parties=("zju2", "khph"),
         signed_on=ZJU2_SIGNING_DAY,
         valid_from=ZJU2_SIGNING_DAY,
@@ -814,7 +833,9 @@ AGREEMENTS: tuple[_Agreement, ...] = (
         code="zjuwc-qzmch-2017",
         consortium="zjuwc-quzhou",
         title_zh="浙江大学医学院附属妇产科医院与衢州市妇幼保健院妇幼专科联盟协议",
-        title_en="Women's Hospital and Quzhou Maternal and Child Health Hospital specialty alliance agreement",
+        title_en=(
+            "Women's Hospital and Quzhou Maternal and Child Health Hospital specialty alliance agreement"
+        ),
         parties=("zjuwc", "qzmch"),
         signed_on=FRAMEWORK_DAY,
         valid_from=FRAMEWORK_DAY,
@@ -870,7 +891,10 @@ AGREEMENTS: tuple[_Agreement, ...] = (
         code="zjpph-bjfph-2019",
         consortium=None,
         title_zh="浙江省人民医院对口帮扶毕节市第一人民医院协议（东西部协作）",
-        title_en="East-west cooperation: Zhejiang Provincial People's Hospital supports Bijie First People's Hospital",
+        title_en=(
+            "East-west cooperation: Zhejiang Provincial People's Hospital supports "
+            "Bijie First People's Hospital"
+        ),
         parties=("zjpph", "bjfph"),
         signed_on=dt.date(2019, 3, 15),
         valid_from=dt.date(2019, 4, 1),
@@ -936,8 +960,7 @@ PERSONAS: tuple[PractitionerSpec, ...] = (
         "zjpph",
         "肝胆胰外科",
         "113301050051108",
-        "机器人辅助肝胆胰手术；派驻毕节医院，半年完成20余台机器人手术，"
-        "含机器人辅助保留胰头十二指肠切除",
+        "机器人辅助肝胆胰手术；派驻毕节医院，半年完成20余台机器人手术，含机器人辅助保留胰头十二指肠切除",
     ),
 )
 
@@ -1117,7 +1140,8 @@ def practitioner_specs(*, seed: int = 2018, scale: int = 1) -> list[Practitioner
                     specialties = f"{department.name_zh}专科护理"
                 else:
                     specialties = rng.choice(
-                        SPECIALTIES_BY_DEPARTMENT.get(department.name_zh) or SPECIALTIES[department.discipline]
+                        SPECIALTIES_BY_DEPARTMENT.get(department.name_zh)
+                        or SPECIALTIES[department.discipline]
                     )
                 specs.append(
                     PractitionerSpec(
@@ -1145,7 +1169,8 @@ class _Seeder:
         self.regions: dict[str, Region] = {r.code: r for r in Region.objects.all()}
         self.institutions: dict[str, Institution] = {i.code: i for i in Institution.objects.all()}
         self.departments: dict[tuple[str, str, str], Department] = {
-            (d.institution.code, d.discipline, d.name_zh): d for d in Department.objects.select_related("institution")
+            (d.institution.code, d.discipline, d.name_zh): d
+            for d in Department.objects.select_related("institution")
         }
         self.capabilities: set[tuple[str, str]] = set(
             Capability.objects.values_list("institution__code", "kind")
@@ -1156,7 +1181,9 @@ class _Seeder:
         )
         self.agreements: dict[str, Agreement] = {a.code: a for a in Agreement.objects.all()}
         self.pairings: set[tuple[str, int, int]] = set(
-            DepartmentPairing.objects.values_list("agreement__code", "lead_department_id", "member_department_id")
+            DepartmentPairing.objects.values_list(
+                "agreement__code", "lead_department_id", "member_department_id"
+            )
         )
         self.licences: set[str] = set(Practitioner.objects.values_list("licence_number", flat=True))
 
@@ -1174,7 +1201,12 @@ class _Seeder:
                 continue
             parent = self.regions[spec.parent] if spec.parent else None
             self.regions[spec.code] = services.region_create(
-                actor=None, code=spec.code, name_zh=spec.name_zh, name_en=spec.name_en, level=spec.level, parent=parent
+                actor=None,
+                code=spec.code,
+                name_zh=spec.name_zh,
+                name_en=spec.name_en,
+                level=spec.level,
+                parent=parent,
             )
             self.count("regions")
 
@@ -1318,7 +1350,10 @@ class _Seeder:
             user = User.objects.filter(username__iexact=spec.username).first()
             if user is None:
                 user = services.user_create(
-                    actor=None, username=spec.username, password=DEMO_PASSWORD, display_name=spec.display_name_zh
+                    actor=None,
+                    username=spec.username,
+                    password=DEMO_PASSWORD,
+                    display_name=spec.display_name_zh,
                 )
                 self.count("users")
             users[spec.username] = user
@@ -1330,7 +1365,12 @@ class _Seeder:
             ).exists()
             if not exists:
                 services.membership_grant(
-                    actor=None, user=user, role=spec.role, institution=institution, consortium=consortium, region=region
+                    actor=None,
+                    user=user,
+                    role=spec.role,
+                    institution=institution,
+                    consortium=consortium,
+                    region=region,
                 )
                 self.count("memberships")
         return users

@@ -12,6 +12,7 @@ import pytest
 from django.apps import apps
 from django.contrib.auth import authenticate
 from django.core.management import CommandError, call_command
+from django.db.models import Model
 from django.test import RequestFactory
 
 from yilian.core.audit import audit_verify
@@ -59,10 +60,11 @@ def _fast_passwords(settings: Any) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
-
-
 def _row_counts() -> dict[str, int]:
-    counts = {model._meta.label: model.objects.count() for model in apps.get_app_config("registry").get_models()}
+    counts = {
+        model._meta.label: model._default_manager.count()
+        for model in apps.get_app_config("registry").get_models()
+    }
     counts["agreement parties"] = Agreement.parties.through.objects.count()
     counts["audit events"] = AuditEvent.objects.count()
     return counts
@@ -90,8 +92,8 @@ def _snapshot() -> dict[str, list[tuple[Any, ...]]]:
         ),
         "consortia": sorted(
             Consortium.objects.values_list(
-                "code", "name_zh", "name_en", "type", "lead_institution__code", "region__code", "established_on",
-                "description",
+                "code", "name_zh", "name_en", "type", "lead_institution__code", "region__code",
+                "established_on", "description",
             )
         ),
         "members": sorted(
@@ -133,10 +135,19 @@ def _snapshot() -> dict[str, list[tuple[Any, ...]]]:
 
 def _wipe_registry() -> None:
     """Delete what the seed created, children first (the audit trail stays, as it must)."""
-    for model in (Membership, Practitioner, DepartmentPairing, Agreement, ConsortiumMember, Consortium):
-        model.objects.all().delete()
-    for model in (Capability, Department, Institution):
-        model.objects.all().delete()
+    children_first: tuple[type[Model], ...] = (
+        Membership,
+        Practitioner,
+        DepartmentPairing,
+        Agreement,
+        ConsortiumMember,
+        Consortium,
+        Capability,
+        Department,
+        Institution,
+    )
+    for model in children_first:
+        model._default_manager.all().delete()
     for level in (RegionLevel.COUNTY, RegionLevel.CITY, RegionLevel.PROVINCE):
         Region.objects.filter(level=level).delete()
     User.objects.all().delete()
@@ -259,7 +270,9 @@ def test_at_least_44_practitioners_with_unique_15_digit_licences(seeded: SeedRep
     assert len(licences) >= 44
     assert len(set(licences)) == len(licences)
     assert all(re.fullmatch(r"\d{15}", number) for number in licences)
-    assert all(p.department.institution_id == p.institution_id for p in Practitioner.objects.all())
+    for practitioner in Practitioner.objects.select_related("department"):
+        assert practitioner.department is not None
+        assert practitioner.department.institution_id == practitioner.institution_id
 
 
 def test_practitioners_cluster_where_the_stories_happen(seeded: SeedReport) -> None:
@@ -275,23 +288,36 @@ def test_names_are_chinese_with_pinyin(seeded: SeedReport) -> None:
 
 
 def test_the_stationed_neurosurgeon_is_chen_zhiyuan(seeded: SeedReport) -> None:
-    chen = Practitioner.objects.select_related("institution", "department", "user").get(name_en="Chen Zhiyuan")
+    chen = Practitioner.objects.select_related("institution", "department", "user").get(
+        name_en="Chen Zhiyuan"
+    )
     assert chen.name_zh == "陈志远"
     assert chen.title == ProfessionalTitle.CHIEF_PHYSICIAN
     assert chen.institution.code == "zju2"
-    assert chen.department is not None and chen.department.discipline == "neurosurgery"
-    assert "衢州市人民医院" in chen.specialties and "每周驻点3天" in chen.specialties
+    assert chen.department is not None
+    assert chen.department.discipline == "neurosurgery"
+    assert "衢州市人民医院" in chen.specialties
+    assert "每周驻点3天" in chen.specialties
     assert "2018年9月" in chen.specialties
-    assert chen.user is not None and chen.user.username == "expert"
+    assert chen.user is not None
+    assert chen.user.username == "expert"
 
 
 def test_doctor_personas_are_linked_to_their_accounts(seeded: SeedReport) -> None:
     wang = Practitioner.objects.get(user__username="doctor")
-    assert (wang.name_zh, wang.name_en, wang.title) == ("王建国", "Wang Jianguo", ProfessionalTitle.ATTENDING_PHYSICIAN)
+    assert (wang.name_zh, wang.name_en, wang.title) == (
+        "王建国",
+        "Wang Jianguo",
+        ProfessionalTitle.ATTENDING_PHYSICIAN,
+    )
     assert (wang.institution.code, wang.department and wang.department.discipline) == ("csph", "neurology")
 
     li = Practitioner.objects.get(user__username="bijie")
-    assert (li.name_zh, li.name_en, li.title) == ("李海燕", "Li Haiyan", ProfessionalTitle.ASSOCIATE_CHIEF_PHYSICIAN)
+    assert (li.name_zh, li.name_en, li.title) == (
+        "李海燕",
+        "Li Haiyan",
+        ProfessionalTitle.ASSOCIATE_CHIEF_PHYSICIAN,
+    )
     assert (li.institution.code, li.department and li.department.discipline) == ("bjfph", "orthopedics")
 
 
@@ -327,8 +353,10 @@ def test_institutions_have_grades_places_and_coordinates(seeded: SeedReport) -> 
     assert Institution.objects.get(code="kh-huabu").grade == "primary"
     assert Institution.objects.get(code="bjfph").region.code == "520502"
     for institution in Institution.objects.all():
-        assert institution.latitude is not None and institution.longitude is not None
-        assert institution.address and institution.phone
+        assert institution.latitude is not None
+        assert institution.longitude is not None
+        assert institution.address
+        assert institution.phone
     kaihua = Institution.objects.get(code="khph")
     assert abs(float(kaihua.latitude) - 29.14) < 0.1  # type: ignore[arg-type]
     assert abs(float(kaihua.longitude) - 118.41) < 0.1  # type: ignore[arg-type]
@@ -344,7 +372,9 @@ def test_department_counts_follow_hospital_size(seeded: SeedReport) -> None:
         assert 8 <= count(code) <= 12, code
     for code in ("kh-huabu", "kh-chengguan", "cs-tianma"):
         assert 2 <= count(code) <= 3, code
-        assert set(Department.objects.filter(institution__code=code).values_list("discipline", flat=True)) <= {
+        assert set(
+            Department.objects.filter(institution__code=code).values_list("discipline", flat=True)
+        ) <= {
             "general_practice",
             "rehabilitation",
             "tcm",
@@ -353,7 +383,8 @@ def test_department_counts_follow_hospital_size(seeded: SeedReport) -> None:
 
 def test_quzhou_frozen_section_runs_on_weekday_office_hours_only(seeded: SeedReport) -> None:
     frozen = Capability.objects.get(institution__code="qzph", kind=CapabilityKind.FROZEN_SECTION)
-    assert not frozen.all_hours and frozen.weekdays == "12345"
+    assert not frozen.all_hours
+    assert frozen.weekdays == "12345"
     assert frozen.hours_display() == "12345 08:00-17:30"
     tuesday = dt.datetime(2024, 3, 12, 10, 0, tzinfo=SHANGHAI)
     assert frozen.is_available_at(tuesday)
@@ -371,13 +402,18 @@ def test_capabilities_match_each_level_of_care(seeded: SeedReport) -> None:
     for code in ("zju1", "zju2", "srrsh", "zjpph"):
         assert {"ct", "mri", "thrombectomy", "primary_pci", "icu", "robot_surgery"} <= kinds(code)
     assert {"nicu", "high_risk_obstetrics"} <= kinds("zjuwc")
-    assert {"ct", "mri", "iv_thrombolysis", "thrombectomy", "primary_pci", "icu", "neuroendoscopy"} <= kinds("qzph")
+    assert {"ct", "mri", "iv_thrombolysis", "thrombectomy", "primary_pci", "icu", "neuroendoscopy"} <= kinds(
+        "qzph"
+    )
     for code in ("khph", "csph", "jsph", "lyph", "qjph"):
         assert {"ct", "iv_thrombolysis", "icu", "dialysis", "teleconsultation"} <= kinds(code)
         assert "thrombectomy" not in kinds(code)  # why Changshan sends its stroke patients up
         tele = Capability.objects.get(institution__code=code, kind="teleconsultation")
-        assert not tele.all_hours and tele.weekdays == "12345"
-    assert {"robot_surgery", "primary_pci", "thrombectomy", "icu", "ct", "mri", "frozen_section"} <= kinds("bjfph")
+        assert not tele.all_hours
+        assert tele.weekdays == "12345"
+    assert {"robot_surgery", "primary_pci", "thrombectomy", "icu", "ct", "mri", "frozen_section"} <= kinds(
+        "bjfph"
+    )
     assert all(dt.date(2018, 1, 1) <= c.valid_from <= dt.date(2023, 12, 31) for c in Capability.objects.all())
 
 
@@ -397,7 +433,8 @@ def test_five_vertical_consortia_of_the_2017_framework(seeded: SeedReport) -> No
         assert consortium.lead_institution.code == lead
         assert consortium.type == kind
         assert consortium.established_on == dt.date(2017, 4, 20)
-        assert consortium.region is not None and consortium.region.code == "330800"
+        assert consortium.region is not None
+        assert consortium.region.code == "330800"
         assert "五纵五横" in consortium.description
         members = selectors.consortium_members(consortium)
         assert {m.institution.code for m in members if m.role == MemberRole.LEAD} == {lead}
@@ -415,12 +452,21 @@ def test_the_stomatology_hospital_supports_zju2_quzhou_horizontally(seeded: Seed
 
 
 def test_the_second_affiliated_signed_with_three_hospitals_in_may_2018(seeded: SeedReport) -> None:
-    for code, partner in (("zju2-qzph-2018", "qzph"), ("zju2-qz2ph-2018", "qz2ph"), ("zju2-khph-2018", "khph")):
+    for code, partner in (
+        ("zju2-qzph-2018", "qzph"),
+        ("zju2-qz2ph-2018", "qz2ph"),
+        ("zju2-khph-2018", "khph"),
+    ):
         agreement = Agreement.objects.get(code=code)
         assert (agreement.signed_on.year, agreement.signed_on.month) == (2018, 5)
-        assert agreement.consortium is not None and agreement.consortium.code == "zju2-quzhou"
+        assert agreement.consortium is not None
+        assert agreement.consortium.code == "zju2-quzhou"
         assert agreement.status == AgreementStatus.ACTIVE
-        assert agreement.valid_to is not None and (agreement.valid_to.year, agreement.valid_to.month) == (2028, 5)
+        assert agreement.valid_to is not None
+        assert (agreement.valid_to.year, agreement.valid_to.month) == (
+            2028,
+            5,
+        )
         assert set(agreement.parties.values_list("code", flat=True)) == {"zju2", partner}
         assert agreement.is_in_force(dt.date(2025, 1, 1))
 
@@ -458,8 +504,10 @@ def test_kaihua_county_community_is_led_by_the_county_hospital(seeded: SeedRepor
     kaihua = Consortium.objects.get(code="kaihua-ccm")
     assert kaihua.type == ConsortiumType.COUNTY_COMMUNITY
     assert kaihua.lead_institution.code == "khph"
-    assert kaihua.region is not None and kaihua.region.code == "330824"
-    assert kaihua.established_on is not None and kaihua.established_on.year == 2019
+    assert kaihua.region is not None
+    assert kaihua.region.code == "330824"
+    assert kaihua.established_on is not None
+    assert kaihua.established_on.year == 2019
     members = {m.institution.code for m in selectors.consortium_members(kaihua)}
     assert members == {"khph", "kh-huabu", "kh-chengguan"}
 
@@ -471,8 +519,13 @@ def test_bijie_regional_centre_was_built_end_of_2022(seeded: SeedReport) -> None
     centre = Consortium.objects.get(code="bijie-nrmc")
     assert centre.type == ConsortiumType.REGIONAL_CENTRE
     assert centre.lead_institution.code == "zjpph"
-    assert centre.region is not None and centre.region.code == "520500"
-    assert centre.established_on is not None and (centre.established_on.year, centre.established_on.month) == (
+    assert centre.region is not None
+    assert centre.region.code == "520500"
+    assert centre.established_on is not None
+    assert (
+        centre.established_on.year,
+        centre.established_on.month,
+    ) == (
         2022,
         12,
     )
@@ -482,7 +535,8 @@ def test_bijie_regional_centre_was_built_end_of_2022(seeded: SeedReport) -> None
 
 def test_bijie_agreement_builds_three_centres_and_five_key_disciplines(seeded: SeedReport) -> None:
     agreement = Agreement.objects.get(code="zjpph-bjfph-2022")
-    assert agreement.consortium is not None and agreement.consortium.code == "bijie-nrmc"
+    assert agreement.consortium is not None
+    assert agreement.consortium.code == "bijie-nrmc"
     assert (agreement.signed_on.year, agreement.signed_on.month) == (2022, 12)
     assert set(agreement.parties.values_list("code", flat=True)) == {"zjpph", "bjfph"}
 
@@ -499,7 +553,9 @@ def test_bijie_agreement_builds_three_centres_and_five_key_disciplines(seeded: S
         "hpb_surgery",
         "gi_surgery",
     }
-    for pairing in agreement.pairings.select_related("lead_department__institution", "member_department__institution"):
+    for pairing in agreement.pairings.select_related(
+        "lead_department__institution", "member_department__institution"
+    ):
         assert pairing.lead_department.institution.code == "zjpph"
         assert pairing.member_department.institution.code == "bjfph"
 
