@@ -91,3 +91,9 @@ def login() -> Any:
         return client
 
     return make
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]:
+    """Browse as a hospital user in mainland China would: Chinese, China time."""
+    return {**browser_context_args, "locale": "zh-CN", "timezone_id": "Asia/Shanghai"}

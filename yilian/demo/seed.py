@@ -1,4 +1,4 @@
-"""The demo consortium: the Quzhou (2018) and Bijie (2022) stories of docs/DOMAIN.md §3 as data.
+"""The demo consortium: the Quzhou (2018) and Bijie (2022) stories of the domain brief (§3) as data.
 
 Invariants:
 - every write goes through ``yilian.registry.services`` with ``actor=None``, so each row

@@ -10,7 +10,7 @@ from django.contrib.auth.models import AbstractUser
 from django.core.validators import FileExtensionValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
-from django.utils import translation
+from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
 from yilian.core.models import BaseModel
@@ -261,8 +261,6 @@ class Capability(BaseModel):
 
     def is_available_at(self, moment: dt.datetime) -> bool:
         """Whether the service runs at ``moment`` (aware datetime, judged in local time)."""
-        from django.utils import timezone
-
         local = timezone.localtime(moment)
         if local.date() < self.valid_from or (self.valid_to is not None and local.date() > self.valid_to):
             return False
@@ -351,7 +349,7 @@ class ConsortiumMember(BaseModel):
 
     @property
     def is_current(self) -> bool:
-        return self.left_on is None or self.left_on >= dt.date.today()
+        return self.left_on is None or self.left_on >= timezone.localdate()
 
 
 class AgreementStatus(models.TextChoices):
@@ -408,7 +406,7 @@ class Agreement(BaseModel):
         return self.title
 
     def is_in_force(self, on: dt.date | None = None) -> bool:
-        day = on or dt.date.today()
+        day = on or timezone.localdate()
         return (
             self.status == AgreementStatus.ACTIVE
             and self.valid_from <= day

@@ -20,6 +20,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Prefetch, Q, QuerySet
 from django.http import Http404
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from yilian.core.models import AuditEvent
@@ -98,7 +99,7 @@ def require_perm(user: AnyUser, permission: Permission) -> None:
 
 
 def _current_members() -> QuerySet[ConsortiumMember]:
-    today = dt.date.today()
+    today = timezone.localdate()
     return ConsortiumMember.objects.filter(Q(left_on__isnull=True) | Q(left_on__gte=today))
 
 
@@ -204,7 +205,7 @@ def consortium_list_visible_to(user: AnyUser, *, search: str = "", type: str = "
     if type:
         qs = qs.filter(type=type)
     return qs.annotate(
-        member_count=Count("members", filter=Q(members__left_on__isnull=True) | Q(members__left_on__gte=dt.date.today()))
+        member_count=Count("members", filter=Q(members__left_on__isnull=True) | Q(members__left_on__gte=timezone.localdate()))
     ).order_by("code")
 
 
@@ -220,7 +221,7 @@ def access_consortium(user: AnyUser, code: str) -> Consortium:
 def consortium_members(consortium: Consortium, *, include_former: bool = False) -> list[ConsortiumMember]:
     qs = consortium.members.select_related("institution__region__parent__parent")
     if not include_former:
-        qs = qs.filter(Q(left_on__isnull=True) | Q(left_on__gte=dt.date.today()))
+        qs = qs.filter(Q(left_on__isnull=True) | Q(left_on__gte=timezone.localdate()))
     return list(qs.order_by("-role", "institution__region__code", "institution__code"))
 
 

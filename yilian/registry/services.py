@@ -261,7 +261,7 @@ def consortium_create(
         actor=actor,
         action=AuditAction.CREATE,
         obj=consortium,
-        changes={"code": code, "type": type, "lead": lead_institution.code},
+        changes={"code": code, "type": type, "lead": lead_institution.code, "lead_joined_as_member": True},
     )
     return consortium
 
@@ -435,7 +435,7 @@ def _check_staff_scope(actor: Actor, institution: Institution, permission: Permi
         return
     selectors.require_perm(actor, permission)
     scope = selectors.user_scope(actor)
-    if scope.is_global or institution.pk in scope.institution_ids and Role.HOSPITAL_ADMIN in scope.roles:
+    if scope.is_global or (institution.pk in scope.institution_ids and Role.HOSPITAL_ADMIN in scope.roles):
         return
     if Role.CONSORTIUM_OFFICE in scope.roles:
         _check_institution_in_scope(actor, institution)
@@ -541,7 +541,8 @@ def membership_grant(
     membership = Membership.objects.create(
         user=user, role=role, institution=institution, consortium=consortium, region=region
     )
-    if role in _ADMIN_SITE_ROLES and not user.is_staff:
+    grants_admin_site = role in _ADMIN_SITE_ROLES and not user.is_staff
+    if grants_admin_site:
         user.is_staff = True
         user.save(update_fields=["is_staff"])
     audit_record(
@@ -554,6 +555,7 @@ def membership_grant(
             "institution": institution.code if institution else None,
             "consortium": consortium.code if consortium else None,
             "region": region.code if region else None,
+            "admin_site_access_granted": grants_admin_site,
         },
     )
     return membership

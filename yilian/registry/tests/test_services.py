@@ -122,7 +122,7 @@ def test_consortium_member_joins_once_and_leaves_with_a_date(persona) -> None:
     member = services.consortium_member_add(
         actor=persona("office"), consortium=consortium, institution=csph, joined_on=dt.date(2024, 1, 1)
     )
-    with pytest.raises(ValidationError, match="already"):
+    with pytest.raises(ValidationError, match="已是"):
         services.consortium_member_add(
             actor=persona("office"), consortium=consortium, institution=csph, joined_on=dt.date(2024, 2, 1)
         )
@@ -156,7 +156,7 @@ def test_pairing_departments_must_belong_to_parties() -> None:
     outsider = Department.objects.filter(institution__code="bjfph").first()
     lead = Department.objects.get(institution__code="zju2", discipline=Discipline.NEUROSURGERY)
     assert outsider is not None
-    with pytest.raises(ValidationError, match="parties"):
+    with pytest.raises(ValidationError, match="签约方"):
         services.pairing_add(actor=None, agreement=agreement, lead_department=lead, member_department=outsider)
 
 

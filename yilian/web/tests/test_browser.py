@@ -17,7 +17,7 @@ SCREENSHOTS = Path(__file__).resolve().parents[3] / "docs" / "screenshots"
 
 
 @pytest.fixture
-def base_url(live_server) -> str:
+def site(live_server) -> str:
     seed_demo()  # transactional tests start from an emptied database after the first one
     return str(live_server.url)
 
@@ -27,21 +27,21 @@ def shot(page: Page, name: str) -> None:
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
-def log_in(page: Page, base_url: str, username: str) -> None:
-    page.goto(f"{base_url}/login/")
+def log_in(page: Page, site: str, username: str) -> None:
+    page.goto(f"{site}/login/")
     page.get_by_label("用户名").fill(username)
     page.get_by_label("密码").fill(DEMO_PASSWORD)
     page.get_by_role("button", name="登录").click()
     expect(page.locator("#user-menu")).to_be_visible()
 
 
-def test_office_logs_in_and_browses_the_consortium(page: Page, base_url: str) -> None:
+def test_office_logs_in_and_browses_the_consortium(page: Page, site: str) -> None:
     page.set_viewport_size({"width": 1280, "height": 900})
-    page.goto(f"{base_url}/login/")
+    page.goto(f"{site}/login/")
     expect(page.get_by_role("button", name="登录")).to_be_visible()
     shot(page, "login")
-    log_in(page, base_url, "office")
-    expect(page.get_by_text("浙大二院衢州医联体").first).to_be_visible()
+    log_in(page, site, "office")
+    expect(page.get_by_text("浙大二院—衢州医联体").first).to_be_visible()
     shot(page, "home")
     page.get_by_role("link", name="医联体", exact=True).click()
     page.get_by_role("link", name=re.compile("浙大二院")).first.click()
@@ -54,8 +54,8 @@ def test_office_logs_in_and_browses_the_consortium(page: Page, base_url: str) ->
     shot(page, "institution")
 
 
-def test_doctor_switches_to_english_and_it_sticks(page: Page, base_url: str) -> None:
-    log_in(page, base_url, "doctor")
+def test_doctor_switches_to_english_and_it_sticks(page: Page, site: str) -> None:
+    log_in(page, site, "doctor")
     page.get_by_role("button", name="English").click()
     expect(page.get_by_role("link", name="Institutions", exact=True)).to_be_visible()
     page.get_by_role("button", name=re.compile("doctor|王建国")).click()
@@ -64,14 +64,14 @@ def test_doctor_switches_to_english_and_it_sticks(page: Page, base_url: str) -> 
     page.get_by_label("Password").fill(DEMO_PASSWORD)
     page.get_by_role("button", name="Log in").click()
     expect(page.get_by_role("link", name="Consortia", exact=True)).to_be_visible()
-    page.goto(f"{base_url}/institutions/csph/")
+    page.goto(f"{site}/institutions/csph/")
     expect(page.locator("h1, .page-title").first).to_contain_text("Changshan")
     shot(page, "institution-en")
 
 
-def test_search_updates_as_you_type_and_respects_scope(page: Page, base_url: str) -> None:
-    log_in(page, base_url, "doctor")
-    page.goto(f"{base_url}/search/")
+def test_search_updates_as_you_type_and_respects_scope(page: Page, site: str) -> None:
+    log_in(page, site, "doctor")
+    page.goto(f"{site}/search/")
     page.locator("#search-input").press_sequentially("常山", delay=30)
     expect(page.locator("#search-results")).to_contain_text("常山县人民医院")
     expect(page).to_have_url(re.compile(r"q=%E5%B8%B8%E5%B1%B1"))
@@ -81,8 +81,8 @@ def test_search_updates_as_you_type_and_respects_scope(page: Page, base_url: str
     expect(page.locator("#search-results")).not_to_contain_text("毕节医院")
 
 
-def test_wrong_password_then_lockout_message(page: Page, base_url: str) -> None:
-    page.goto(f"{base_url}/login/")
+def test_wrong_password_then_lockout_message(page: Page, site: str) -> None:
+    page.goto(f"{site}/login/")
     for _ in range(5):
         page.get_by_label("用户名").fill("coordinator")
         page.get_by_label("密码").fill("wrong-password-1")
@@ -93,9 +93,9 @@ def test_wrong_password_then_lockout_message(page: Page, base_url: str) -> None:
     expect(page.locator("#lockout")).to_contain_text("锁定")
 
 
-def test_admin_reads_the_audit_trail(page: Page, base_url: str) -> None:
+def test_admin_reads_the_audit_trail(page: Page, site: str) -> None:
     page.set_viewport_size({"width": 1280, "height": 900})
-    log_in(page, base_url, "admin")
+    log_in(page, site, "admin")
     page.get_by_role("link", name="审计日志").click()
     expect(page.locator("#audit-table")).to_contain_text("admin")
     page.get_by_label("操作").select_option("login")
