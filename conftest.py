@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -42,9 +41,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if chromium_path() is not None:
         return
     if os.environ.get("YILIAN_REQUIRE_BROWSER") == "1":
-        raise pytest.UsageError(
-            "YILIAN_REQUIRE_BROWSER=1 but no Chromium was found (apt-get install -y chromium)."
-        )
+        raise pytest.UsageError("YILIAN_REQUIRE_BROWSER=1 but no Chromium was found (apt-get install -y chromium).")
     skip = pytest.mark.skip(reason="no Chromium at /usr/bin/chromium: apt-get install -y chromium to run browser tests")
     for item in items:
         if "browser" in item.keywords:
@@ -57,13 +54,12 @@ def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[s
 
 
 @pytest.fixture(scope="session")
-def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
+def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> None:
     """Seed the demo consortium once; tests run in transactions rolled back around it."""
     from yilian.demo.seed import seed_demo
 
     with django_db_blocker.unblock():
         seed_demo()
-    yield
 
 
 @pytest.fixture

@@ -46,7 +46,7 @@ def _start_and_time(data_dir: Path, port: int, timeout: float = 300) -> float:
     try:
         while time.perf_counter() - started < timeout:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:  # noqa: S310
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
                     if r.status == 200:
                         return time.perf_counter() - started
             except OSError:

@@ -88,13 +88,20 @@ def main() -> int:
         "runs": args.runs,
         "database": connection.vendor,
         "pages": rows,
-        "machine": {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()},
+        "machine": {
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+        },
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "directory_pages.json").write_text(json.dumps(result, indent=2))
     print(f"directory pages, scale {args.scale}, {connection.vendor}, {args.runs} runs each")
     for row in rows:
-        print(f"  {row['url']:<36} {row['user']:<12} p50 {row['p50_ms']:6.1f} ms  p95 {row['p95_ms']:6.1f} ms  {row['queries']} queries")
+        print(
+            f"  {row['url']:<36} {row['user']:<12} p50 {row['p50_ms']:6.1f} ms  "
+            f"p95 {row['p95_ms']:6.1f} ms  {row['queries']} queries"
+        )
     return 0
 
 

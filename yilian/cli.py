@@ -87,7 +87,12 @@ def _createuser(args: argparse.Namespace) -> int:
         with transaction.atomic():
             user = services.user_create(actor=None, username=args.username, password=args.password)
             services.membership_grant(
-                actor=None, user=user, role=role, institution=institution, consortium=consortium, region=region
+                actor=None,
+                user=user,
+                role=role,
+                institution=institution,
+                consortium=consortium,
+                region=region,
             )
     except ValidationError as exc:
         print("; ".join(exc.messages), file=sys.stderr)
@@ -145,7 +150,7 @@ def _demo(args: argparse.Namespace) -> int:
     lines += [f"    {u.username:<12} {u.description_zh} / {u.description_en}" for u in DEMO_USERS]
     lines += ["", "  Ctrl-C stops the server and the worker.", ""]
     print("\n".join(lines), flush=True)
-    worker = subprocess.Popen([sys.executable, "-m", "yilian.cli", "worker"])  # noqa: S603
+    worker = subprocess.Popen([sys.executable, "-m", "yilian.cli", "worker"])
     try:
         import uvicorn
 

@@ -69,10 +69,11 @@ def audit_record(
         object_type = object_type or obj._meta.label_lower
         object_id = object_id or str(getattr(obj, "public_id", None) or obj.pk)
         object_repr = object_repr or str(obj)[:200]
-    user = actor if actor is not None and actor.is_authenticated else None
+    # The concrete user model lives in the registry app; keep core free of that import.
+    user: Any = actor if actor is not None and actor.is_authenticated else None
     if user is not None and not actor_label:
         actor_label = user.get_username()
-    ctx = context.current.get()
+    ctx = context.current.get() or context.COMMAND_LINE
     with transaction.atomic():
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:

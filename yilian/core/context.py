@@ -12,4 +12,7 @@ class RequestContext:
     channel: str = "web"
 
 
-current: ContextVar[RequestContext] = ContextVar("yilian_request_context", default=RequestContext(channel="cli"))
+COMMAND_LINE = RequestContext(channel="cli")
+
+# None outside a request: the command line, the worker, the demo seed.
+current: ContextVar[RequestContext | None] = ContextVar("yilian_request_context", default=None)

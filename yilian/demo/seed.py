@@ -508,9 +508,7 @@ def _capabilities() -> tuple[_Capability, ...]:
     def add(code: str, kinds: tuple[CapabilityKind, ...], since: dt.date) -> None:
         out.extend(_Capability(code, kind, since) for kind in kinds)
 
-    def office_hours(
-        code: str, kind: CapabilityKind, since: dt.date, opens: str, closes: str, note: str
-    ) -> None:
+    def office_hours(code: str, kind: CapabilityKind, since: dt.date, opens: str, closes: str, note: str) -> None:
         out.append(
             _Capability(
                 code,
@@ -610,9 +608,7 @@ class _Consortium:
 _V, _H = MemberRelation.VERTICAL, MemberRelation.HORIZONTAL
 
 
-def _vertical(
-    code: str, lead_zh: str, lead_en: str, kind: ConsortiumType, lead: str, *members: str
-) -> _Consortium:
+def _vertical(code: str, lead_zh: str, lead_en: str, kind: ConsortiumType, lead: str, *members: str) -> _Consortium:
     suffix_zh, suffix_en = (
         ("医联体", "Medical Consortium")
         if kind == ConsortiumType.CITY_MEDICAL_GROUP
@@ -740,9 +736,7 @@ def _same(
     lead: str, member: str, *disciplines: Discipline, kind: PairingKind = PairingKind.SUPPORTED_DISCIPLINE
 ) -> tuple[_Pairing, ...]:
     """Pairings between the same-named (default-named) departments of two institutions."""
-    return tuple(
-        _Pairing((lead, DEPARTMENT_NAMES[d][0]), (member, DEPARTMENT_NAMES[d][0]), kind) for d in disciplines
-    )
+    return tuple(_Pairing((lead, DEPARTMENT_NAMES[d][0]), (member, DEPARTMENT_NAMES[d][0]), kind) for d in disciplines)
 
 
 _ACTIVE, _EXPIRED = AgreementStatus.ACTIVE, AgreementStatus.EXPIRED
@@ -1140,8 +1134,7 @@ def practitioner_specs(*, seed: int = 2018, scale: int = 1) -> list[Practitioner
                     specialties = f"{department.name_zh}专科护理"
                 else:
                     specialties = rng.choice(
-                        SPECIALTIES_BY_DEPARTMENT.get(department.name_zh)
-                        or SPECIALTIES[department.discipline]
+                        SPECIALTIES_BY_DEPARTMENT.get(department.name_zh) or SPECIALTIES[department.discipline]
                     )
                 specs.append(
                     PractitionerSpec(
@@ -1169,21 +1162,16 @@ class _Seeder:
         self.regions: dict[str, Region] = {r.code: r for r in Region.objects.all()}
         self.institutions: dict[str, Institution] = {i.code: i for i in Institution.objects.all()}
         self.departments: dict[tuple[str, str, str], Department] = {
-            (d.institution.code, d.discipline, d.name_zh): d
-            for d in Department.objects.select_related("institution")
+            (d.institution.code, d.discipline, d.name_zh): d for d in Department.objects.select_related("institution")
         }
-        self.capabilities: set[tuple[str, str]] = set(
-            Capability.objects.values_list("institution__code", "kind")
-        )
+        self.capabilities: set[tuple[str, str]] = set(Capability.objects.values_list("institution__code", "kind"))
         self.consortia: dict[str, Consortium] = {c.code: c for c in Consortium.objects.all()}
         self.members: set[tuple[str, str]] = set(
             ConsortiumMember.objects.values_list("consortium__code", "institution__code")
         )
         self.agreements: dict[str, Agreement] = {a.code: a for a in Agreement.objects.all()}
         self.pairings: set[tuple[str, int, int]] = set(
-            DepartmentPairing.objects.values_list(
-                "agreement__code", "lead_department_id", "member_department_id"
-            )
+            DepartmentPairing.objects.values_list("agreement__code", "lead_department_id", "member_department_id")
         )
         self.licences: set[str] = set(Practitioner.objects.values_list("licence_number", flat=True))
 
@@ -1286,7 +1274,8 @@ class _Seeder:
                     lead_institution=self.institutions[spec.lead],
                     region=self.regions[spec.region],
                     established_on=spec.established_on,
-                    description=spec.description,
+                    description_zh=spec.description.partition("\n\n")[0],
+                    description_en=spec.description.partition("\n\n")[2],
                 )
                 self.consortia[spec.code] = consortium
                 self.members.add((spec.code, spec.lead))  # the service adds the lead as first member

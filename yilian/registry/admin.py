@@ -126,7 +126,7 @@ class MembershipInline(admin.TabularInline):  # type: ignore[type-arg]
 
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin, AuditedAdmin):  # type: ignore[misc]
+class UserAdmin(DjangoUserAdmin[User], AuditedAdmin):
     list_display = ["username", "display_name", "email", "is_active", "last_login"]
     search_fields = ["username", "display_name", "email"]
     inlines = [MembershipInline]

@@ -116,7 +116,17 @@ def agreement_list(request: HttpRequest, consortium: str = "") -> list[dict[str,
 def _agreement(agreement: Agreement) -> dict[str, Any]:
     data = {
         field: getattr(agreement, field)
-        for field in ("code", "title_zh", "title_en", "signed_on", "valid_from", "valid_to", "status", "scope", "goals")
+        for field in (
+            "code",
+            "title_zh",
+            "title_en",
+            "signed_on",
+            "valid_from",
+            "valid_to",
+            "status",
+            "scope",
+            "goals",
+        )
     }
     data["consortium"] = agreement.consortium
     data["parties"] = sorted(p.code for p in agreement.parties.all())
@@ -172,4 +182,3 @@ def audit_list(request: HttpRequest, filters: Query[AuditFilters]) -> Any:
         until=filters.until,
     )
     return events
-

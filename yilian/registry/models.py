@@ -32,12 +32,12 @@ class Named(models.Model):
     class Meta:
         abstract = True
 
+    def __str__(self) -> str:
+        return self.name
+
     @property
     def name(self) -> str:
         return localized(self.name_zh, self.name_en)
-
-    def __str__(self) -> str:
-        return self.name
 
 
 class RegionLevel(models.TextChoices):
@@ -54,7 +54,12 @@ class Region(Named):
     )
     level = models.CharField(_("level"), max_length=10, choices=RegionLevel.choices)
     parent = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="children", verbose_name=_("parent")
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="children",
+        verbose_name=_("parent"),
     )
 
     class Meta:
@@ -109,9 +114,7 @@ class Institution(BaseModel, Named):
     short_name = models.CharField(_("short name"), max_length=40, blank=True)
     grade = models.CharField(_("grade"), max_length=10, choices=InstitutionGrade.choices)
     type = models.CharField(_("type"), max_length=20, choices=InstitutionType.choices)
-    region = models.ForeignKey(
-        Region, on_delete=models.PROTECT, related_name="institutions", verbose_name=_("region")
-    )
+    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="institutions", verbose_name=_("region"))
     address = models.CharField(_("address"), max_length=200, blank=True)
     latitude = models.DecimalField(_("latitude"), max_digits=9, decimal_places=6, null=True, blank=True)
     longitude = models.DecimalField(_("longitude"), max_digits=9, decimal_places=6, null=True, blank=True)
@@ -254,6 +257,7 @@ class Capability(BaseModel):
                 condition=Q(valid_to__isnull=True) | Q(valid_to__gte=models.F("valid_from")),
                 name="capability_valid_range",
             ),
+            models.UniqueConstraint(fields=["institution", "kind", "valid_from"], name="capability_unique_period"),
         ]
 
     def __str__(self) -> str:
@@ -272,9 +276,32 @@ class Capability(BaseModel):
         return self.opens_at <= local.time() < self.closes_at
 
     def hours_display(self) -> str:
+        """E.g. "24/7", "周一至周五 08:00–17:30" / "Mon–Fri 08:00–17:30"."""
         if self.all_hours:
             return "24/7"
-        return f"{self.weekdays} {self.opens_at:%H:%M}-{self.closes_at:%H:%M}"
+        return f"{weekdays_display(self.weekdays)} {self.opens_at:%H:%M}–{self.closes_at:%H:%M}"
+
+
+WEEKDAY_NAMES = {
+    "1": _("Mon"),
+    "2": _("Tue"),
+    "3": _("Wed"),
+    "4": _("Thu"),
+    "5": _("Fri"),
+    "6": _("Sat"),
+    "7": _("Sun"),
+}
+
+
+def weekdays_display(weekdays: str) -> str:
+    """ISO weekday digits as words: "1234567" -> daily, "12345" -> Mon–Fri, "135" -> Mon, Wed, Fri."""
+    days = sorted(set(weekdays))
+    if len(days) == 7:
+        return str(_("daily"))
+    numbers = [int(d) for d in days]
+    if len(numbers) >= 3 and numbers == list(range(numbers[0], numbers[-1] + 1)):
+        return str(_("%(first)s–%(last)s") % {"first": WEEKDAY_NAMES[days[0]], "last": WEEKDAY_NAMES[days[-1]]})
+    return str(_(", ")).join(str(WEEKDAY_NAMES[d]) for d in days)
 
 
 class ConsortiumType(models.TextChoices):
@@ -289,19 +316,27 @@ class Consortium(BaseModel, Named):
     code = models.SlugField(_("code"), max_length=40, unique=True)
     type = models.CharField(_("type"), max_length=20, choices=ConsortiumType.choices)
     lead_institution = models.ForeignKey(
-        Institution, on_delete=models.PROTECT, related_name="led_consortia", verbose_name=_("lead institution")
+        Institution,
+        on_delete=models.PROTECT,
+        related_name="led_consortia",
+        verbose_name=_("lead institution"),
     )
     region = models.ForeignKey(
         Region, null=True, blank=True, on_delete=models.PROTECT, related_name="+", verbose_name=_("region")
     )
     established_on = models.DateField(_("established on"), null=True, blank=True)
-    description = models.TextField(_("description"), blank=True)
+    description_zh = models.TextField(_("description (Chinese)"), blank=True)
+    description_en = models.TextField(_("description (English)"), blank=True)
     is_active = models.BooleanField(_("active"), default=True)
 
     class Meta:
         ordering = ["code"]
         verbose_name = _("consortium")
         verbose_name_plural = _("consortia")
+
+    @property
+    def description(self) -> str:
+        return localized(self.description_zh, self.description_en)
 
 
 class MemberRelation(models.TextChoices):
@@ -447,7 +482,8 @@ class DepartmentPairing(BaseModel):
                 fields=["agreement", "lead_department", "member_department"], name="pairing_unique"
             ),
             models.CheckConstraint(
-                condition=~Q(lead_department=models.F("member_department")), name="pairing_distinct_departments"
+                condition=~Q(lead_department=models.F("member_department")),
+                name="pairing_distinct_departments",
             ),
         ]
 
@@ -503,12 +539,12 @@ class Practitioner(BaseModel):
         verbose_name = _("practitioner")
         verbose_name_plural = _("practitioners")
 
+    def __str__(self) -> str:
+        return self.name
+
     @property
     def name(self) -> str:
         return localized(self.name_zh, self.name_en)
-
-    def __str__(self) -> str:
-        return self.name
 
 
 class User(AbstractUser):

@@ -74,16 +74,14 @@ def user_scope(user: AnyUser) -> Scope:
         is_global=Role.SYSTEM_ADMIN in roles or bool(getattr(user, "is_superuser", False)),
         institution_ids=frozenset(m.institution_id for m in memberships if m.institution_id is not None),
         consortium_ids=frozenset(
-            m.consortium_id
-            for m in memberships
-            if m.role == Role.CONSORTIUM_OFFICE and m.consortium_id is not None
+            m.consortium_id for m in memberships if m.role == Role.CONSORTIUM_OFFICE and m.consortium_id is not None
         ),
         region_prefixes=tuple(
             m.region.code_prefix() for m in memberships if m.role == Role.COMMISSION_VIEWER and m.region
         ),
         permissions=frozenset(permissions) if not getattr(user, "is_superuser", False) else frozenset(Permission),
     )
-    user._yilian_scope = scope  # type: ignore[union-attr]
+    setattr(user, "_yilian_scope", scope)  # noqa: B010  (a per-request cache on the user object)
     return scope
 
 
@@ -93,9 +91,9 @@ def user_has_perm(user: AnyUser, permission: Permission) -> bool:
 
 def require_perm(user: AnyUser, permission: Permission) -> None:
     if not user_has_perm(user, permission):
-        raise PermissionDenied(_("You do not have permission to do this (%(permission)s).") % {
-            "permission": permission.label
-        })
+        raise PermissionDenied(
+            _("You do not have permission to do this (%(permission)s).") % {"permission": permission.label}
+        )
 
 
 def _current_members() -> QuerySet[ConsortiumMember]:
@@ -109,9 +107,7 @@ def _institution_q(scope: Scope) -> Q | None:
         return None
     q = Q(pk__in=[])
     if scope.institution_ids:
-        partner_consortia = _current_members().filter(institution_id__in=scope.institution_ids).values(
-            "consortium_id"
-        )
+        partner_consortia = _current_members().filter(institution_id__in=scope.institution_ids).values("consortium_id")
         q |= Q(pk__in=scope.institution_ids)
         q |= Q(pk__in=_current_members().filter(consortium_id__in=partner_consortia).values("institution_id"))
     if scope.consortium_ids:
@@ -205,7 +201,9 @@ def consortium_list_visible_to(user: AnyUser, *, search: str = "", type: str = "
     if type:
         qs = qs.filter(type=type)
     return qs.annotate(
-        member_count=Count("members", filter=Q(members__left_on__isnull=True) | Q(members__left_on__gte=timezone.localdate()))
+        member_count=Count(
+            "members", filter=Q(members__left_on__isnull=True) | Q(members__left_on__gte=timezone.localdate())
+        )
     ).order_by("code")
 
 
@@ -233,16 +231,18 @@ def agreement_queryset_visible_to(user: AnyUser) -> QuerySet[Agreement]:
         return Agreement.objects.all()
     q = Q(pk__in=[])
     if scope.institution_ids:
-        q |= Q(pk__in=Agreement.parties.through.objects.filter(institution_id__in=scope.institution_ids).values(
-            "agreement_id"
-        ))
+        q |= Q(
+            pk__in=Agreement.parties.through.objects.filter(institution_id__in=scope.institution_ids).values(
+                "agreement_id"
+            )
+        )
     if scope.consortium_ids:
         q |= Q(consortium_id__in=scope.consortium_ids)
     for prefix in scope.region_prefixes:
         q |= Q(
-            pk__in=Agreement.parties.through.objects.filter(
-                institution__region__code__startswith=prefix
-            ).values("agreement_id")
+            pk__in=Agreement.parties.through.objects.filter(institution__region__code__startswith=prefix).values(
+                "agreement_id"
+            )
         )
     return Agreement.objects.filter(q)
 
@@ -282,9 +282,7 @@ def practitioner_list_visible_to(
     if institution is not None:
         qs = qs.filter(institution=institution)
     if search:
-        qs = qs.filter(
-            Q(name_zh__icontains=search) | Q(name_en__icontains=search) | Q(specialties__icontains=search)
-        )
+        qs = qs.filter(Q(name_zh__icontains=search) | Q(name_en__icontains=search) | Q(specialties__icontains=search))
     if title:
         qs = qs.filter(title=title)
     return qs.order_by("institution__code", "name_en")
@@ -356,9 +354,7 @@ def user_memberships(user: AnyUser) -> list[Membership]:
     if not user.is_authenticated:
         return []
     return list(
-        Membership.objects.filter(user_id=user.pk, is_active=True).select_related(
-            "institution", "consortium", "region"
-        )
+        Membership.objects.filter(user_id=user.pk, is_active=True).select_related("institution", "consortium", "region")
     )
 
 

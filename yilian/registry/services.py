@@ -78,7 +78,9 @@ def _snapshot(obj: models.Model, fields: list[str]) -> dict[str, Any]:
 def _update(obj: models.Model, changes: dict[str, Any], allowed: set[str]) -> dict[str, list[Any]]:
     unknown = set(changes) - allowed
     if unknown:
-        raise ValidationError(_("These fields cannot be changed here: %(fields)s") % {"fields": ", ".join(sorted(unknown))})
+        raise ValidationError(
+            _("These fields cannot be changed here: %(fields)s") % {"fields": ", ".join(sorted(unknown))}
+        )
     diff: dict[str, list[Any]] = {}
     for name, value in changes.items():
         old = getattr(obj, name)
@@ -92,7 +94,9 @@ def _update(obj: models.Model, changes: dict[str, Any], allowed: set[str]) -> di
 
 
 @transaction.atomic
-def region_create(*, actor: Actor, code: str, name_zh: str, name_en: str, level: RegionLevel, parent: Region | None) -> Region:
+def region_create(
+    *, actor: Actor, code: str, name_zh: str, name_en: str, level: RegionLevel, parent: Region | None
+) -> Region:
     _check(actor, Permission.MANAGE_INSTITUTIONS)
     region = Region(code=code, name_zh=name_zh, name_en=name_en, level=level, parent=parent)
     _full_clean(region)
@@ -104,7 +108,17 @@ def region_create(*, actor: Actor, code: str, name_zh: str, name_en: str, level:
 # Institutions, departments, capabilities ------------------------------------------------
 
 INSTITUTION_EDITABLE = {
-    "name_zh", "name_en", "short_name", "grade", "type", "region", "address", "latitude", "longitude", "phone", "is_active",
+    "name_zh",
+    "name_en",
+    "short_name",
+    "grade",
+    "type",
+    "region",
+    "address",
+    "latitude",
+    "longitude",
+    "phone",
+    "is_active",
 }
 
 
@@ -234,7 +248,8 @@ def consortium_create(
     lead_institution: Institution,
     region: Region | None = None,
     established_on: dt.date | None = None,
-    description: str = "",
+    description_zh: str = "",
+    description_en: str = "",
 ) -> Consortium:
     """Create a consortium; its lead institution becomes its first member."""
     _check(actor, Permission.MANAGE_CONSORTIA)
@@ -246,7 +261,8 @@ def consortium_create(
         lead_institution=lead_institution,
         region=region,
         established_on=established_on,
-        description=description,
+        description_zh=description_zh,
+        description_en=description_en,
     )
     _full_clean(consortium)
     consortium.save()
@@ -291,7 +307,11 @@ def consortium_member_add(
             % {"institution": institution.name, "consortium": consortium.name}
         )
     member = ConsortiumMember(
-        consortium=consortium, institution=institution, joined_on=joined_on, relation=relation, role=MemberRole.MEMBER
+        consortium=consortium,
+        institution=institution,
+        joined_on=joined_on,
+        relation=relation,
+        role=MemberRole.MEMBER,
     )
     _full_clean(member)
     member.save()
@@ -305,9 +325,7 @@ def consortium_member_add(
 
 
 def _current_membership(consortium: Consortium, institution: Institution) -> ConsortiumMember | None:
-    return ConsortiumMember.objects.filter(
-        consortium=consortium, institution=institution, left_on__isnull=True
-    ).first()
+    return ConsortiumMember.objects.filter(consortium=consortium, institution=institution, left_on__isnull=True).first()
 
 
 @transaction.atomic
@@ -367,7 +385,12 @@ def agreement_create(
         actor=actor,
         action=AuditAction.CREATE,
         obj=agreement,
-        changes={"code": code, "parties": sorted(p.code for p in parties), "signed_on": signed_on, "status": status},
+        changes={
+            "code": code,
+            "parties": sorted(p.code for p in parties),
+            "signed_on": signed_on,
+            "status": status,
+        },
     )
     return agreement
 
@@ -421,7 +444,11 @@ def pairing_add(
         actor=actor,
         action=AuditAction.CREATE,
         obj=pairing,
-        changes={"agreement": agreement.code, "lead": lead_department.discipline, "member": member_department.discipline},
+        changes={
+            "agreement": agreement.code,
+            "lead": lead_department.discipline,
+            "member": member_department.discipline,
+        },
     )
     return pairing
 
@@ -529,7 +556,12 @@ def membership_grant(
         scope = selectors.user_scope(actor)
         if not scope.is_global:
             # A hospital administrator may only hand out clinical roles at their own institution.
-            if role in (Role.SYSTEM_ADMIN, Role.CONSORTIUM_OFFICE, Role.COMMISSION_VIEWER, Role.HOSPITAL_ADMIN):
+            if role in (
+                Role.SYSTEM_ADMIN,
+                Role.CONSORTIUM_OFFICE,
+                Role.COMMISSION_VIEWER,
+                Role.HOSPITAL_ADMIN,
+            ):
                 raise PermissionDenied(_("Only a system administrator may grant this role."))
             assert institution is not None
             _check_staff_scope(actor, institution, Permission.MANAGE_USERS)

@@ -26,7 +26,6 @@ from yilian.registry import selectors, services
 from yilian.registry.models import (
     ConsortiumMember,
     ConsortiumType,
-    Institution,
     InstitutionGrade,
     InstitutionType,
     Region,
@@ -71,7 +70,9 @@ class LoginView(auth_views.LoginView):
         return response
 
 
-def lockout_response(request: HttpRequest, credentials: dict[str, Any] | None = None, *args: Any, **kwargs: Any) -> HttpResponse:
+def lockout_response(
+    request: HttpRequest, credentials: dict[str, Any] | None = None, *args: Any, **kwargs: Any
+) -> HttpResponse:
     """What django-axes shows when a username is locked after repeated failures."""
     form = LoginForm(request)
     return render(
@@ -153,6 +154,7 @@ class MapPoint:
     x: float
     y: float
     is_lead: bool
+    label_dy: float = 4.0
 
 
 def _map_points(members: list[ConsortiumMember], width: int = 520, height: int = 320, pad: int = 40) -> list[MapPoint]:
@@ -166,16 +168,33 @@ def _map_points(members: list[ConsortiumMember], width: int = 520, height: int =
     scale = min((width - 2 * pad) / span, (height - 2 * pad) / span)
     mid_lon = (max(lons) + min(lons)) / 2
     mid_lat = (max(lats) + min(lats)) / 2
-    return [
-        MapPoint(
-            code=m.institution.code,
-            name=m.institution.short_name or m.institution.name,
-            x=round(width / 2 + (lon - mid_lon) * scale, 1),
-            y=round(height / 2 - (lat - mid_lat) * scale, 1),
-            is_lead=m.role == "lead",
-        )
-        for m, lat, lon in zip(located, lats, lons, strict=True)
-    ]
+    points = sorted(
+        (
+            MapPoint(
+                code=m.institution.code,
+                name=m.institution.short_name or m.institution.name,
+                x=round(width / 2 + (lon - mid_lon) * scale, 1),
+                y=round(height / 2 - (lat - mid_lat) * scale, 1),
+                is_lead=m.role == "lead",
+            )
+            for m, lat, lon in zip(located, lats, lons, strict=True)
+        ),
+        key=lambda p: (p.y, p.x),
+    )
+    return _spread_labels(points)
+
+
+def _spread_labels(points: list[MapPoint], line: float = 14.0, width: float = 90.0) -> list[MapPoint]:
+    """Move a label down a line while it would overlap a label already placed (same city)."""
+    placed: list[tuple[float, float]] = []
+    result = []
+    for p in points:
+        label_y = p.y + 4.0
+        while any(abs(label_y - y) < line and abs(p.x - x) < width for x, y in placed):
+            label_y += line
+        placed.append((p.x, label_y))
+        result.append(MapPoint(p.code, p.name, p.x, p.y, p.is_lead, round(label_y - p.y, 1)))
+    return result
 
 
 @dataclass(frozen=True)
@@ -241,7 +260,13 @@ def institution_list(request: HttpRequest) -> HttpResponse:
         "grade": request.GET.get("grade", ""),
         "type": request.GET.get("type", ""),
     }
-    institutions = selectors.institution_list_visible_to(request.user, **filters)
+    institutions = selectors.institution_list_visible_to(
+        request.user,
+        search=filters["search"],
+        region_code=filters["region_code"],
+        grade=filters["grade"],
+        type=filters["type"],
+    )
     context = {
         "page": _page(request, institutions),
         "filters": filters,

@@ -47,9 +47,14 @@ def test_a_failed_write_leaves_no_audit_row() -> None:
 
 def test_rolled_back_transaction_takes_its_audit_row_with_it() -> None:
     before = AuditEvent.objects.count()
-    with pytest.raises(RuntimeError), transaction.atomic():
-        _new_region()
-        raise RuntimeError("abort")
+
+    def write_then_fail() -> None:
+        with transaction.atomic():
+            _new_region()
+            raise RuntimeError("abort")
+
+    with pytest.raises(RuntimeError):
+        write_then_fail()
     assert AuditEvent.objects.count() == before
     assert not Region.objects.filter(code="330899").exists()
 

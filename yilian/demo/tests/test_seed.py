@@ -62,8 +62,7 @@ def _fast_passwords(settings: Any) -> None:
 
 def _row_counts() -> dict[str, int]:
     counts = {
-        model._meta.label: model._default_manager.count()
-        for model in apps.get_app_config("registry").get_models()
+        model._meta.label: model._default_manager.count() for model in apps.get_app_config("registry").get_models()
     }
     counts["agreement parties"] = Agreement.parties.through.objects.count()
     counts["audit events"] = AuditEvent.objects.count()
@@ -93,7 +92,7 @@ def _snapshot() -> dict[str, list[tuple[Any, ...]]]:
         "consortia": sorted(
             Consortium.objects.values_list(
                 "code", "name_zh", "name_en", "type", "lead_institution__code", "region__code",
-                "established_on", "description",
+                "established_on", "description_zh", "description_en",
             )
         ),
         "members": sorted(
@@ -288,9 +287,7 @@ def test_names_are_chinese_with_pinyin(seeded: SeedReport) -> None:
 
 
 def test_the_stationed_neurosurgeon_is_chen_zhiyuan(seeded: SeedReport) -> None:
-    chen = Practitioner.objects.select_related("institution", "department", "user").get(
-        name_en="Chen Zhiyuan"
-    )
+    chen = Practitioner.objects.select_related("institution", "department", "user").get(name_en="Chen Zhiyuan")
     assert chen.name_zh == "陈志远"
     assert chen.title == ProfessionalTitle.CHIEF_PHYSICIAN
     assert chen.institution.code == "zju2"
@@ -372,9 +369,7 @@ def test_department_counts_follow_hospital_size(seeded: SeedReport) -> None:
         assert 8 <= count(code) <= 12, code
     for code in ("kh-huabu", "kh-chengguan", "cs-tianma"):
         assert 2 <= count(code) <= 3, code
-        assert set(
-            Department.objects.filter(institution__code=code).values_list("discipline", flat=True)
-        ) <= {
+        assert set(Department.objects.filter(institution__code=code).values_list("discipline", flat=True)) <= {
             "general_practice",
             "rehabilitation",
             "tcm",
@@ -385,7 +380,7 @@ def test_quzhou_frozen_section_runs_on_weekday_office_hours_only(seeded: SeedRep
     frozen = Capability.objects.get(institution__code="qzph", kind=CapabilityKind.FROZEN_SECTION)
     assert not frozen.all_hours
     assert frozen.weekdays == "12345"
-    assert frozen.hours_display() == "12345 08:00-17:30"
+    assert frozen.hours_display() == "周一至周五 08:00–17:30"
     tuesday = dt.datetime(2024, 3, 12, 10, 0, tzinfo=SHANGHAI)
     assert frozen.is_available_at(tuesday)
     assert not frozen.is_available_at(tuesday.replace(hour=20))
@@ -402,18 +397,14 @@ def test_capabilities_match_each_level_of_care(seeded: SeedReport) -> None:
     for code in ("zju1", "zju2", "srrsh", "zjpph"):
         assert {"ct", "mri", "thrombectomy", "primary_pci", "icu", "robot_surgery"} <= kinds(code)
     assert {"nicu", "high_risk_obstetrics"} <= kinds("zjuwc")
-    assert {"ct", "mri", "iv_thrombolysis", "thrombectomy", "primary_pci", "icu", "neuroendoscopy"} <= kinds(
-        "qzph"
-    )
+    assert {"ct", "mri", "iv_thrombolysis", "thrombectomy", "primary_pci", "icu", "neuroendoscopy"} <= kinds("qzph")
     for code in ("khph", "csph", "jsph", "lyph", "qjph"):
         assert {"ct", "iv_thrombolysis", "icu", "dialysis", "teleconsultation"} <= kinds(code)
         assert "thrombectomy" not in kinds(code)  # why Changshan sends its stroke patients up
         tele = Capability.objects.get(institution__code=code, kind="teleconsultation")
         assert not tele.all_hours
         assert tele.weekdays == "12345"
-    assert {"robot_surgery", "primary_pci", "thrombectomy", "icu", "ct", "mri", "frozen_section"} <= kinds(
-        "bjfph"
-    )
+    assert {"robot_surgery", "primary_pci", "thrombectomy", "icu", "ct", "mri", "frozen_section"} <= kinds("bjfph")
     assert all(dt.date(2018, 1, 1) <= c.valid_from <= dt.date(2023, 12, 31) for c in Capability.objects.all())
 
 
@@ -439,9 +430,7 @@ def test_five_vertical_consortia_of_the_2017_framework(seeded: SeedReport) -> No
         members = selectors.consortium_members(consortium)
         assert {m.institution.code for m in members if m.role == MemberRole.LEAD} == {lead}
         assert {
-            m.institution.code
-            for m in members
-            if m.role == MemberRole.MEMBER and m.relation == MemberRelation.VERTICAL
+            m.institution.code for m in members if m.role == MemberRole.MEMBER and m.relation == MemberRelation.VERTICAL
         } == vertical_members
 
 
@@ -553,9 +542,7 @@ def test_bijie_agreement_builds_three_centres_and_five_key_disciplines(seeded: S
         "hpb_surgery",
         "gi_surgery",
     }
-    for pairing in agreement.pairings.select_related(
-        "lead_department__institution", "member_department__institution"
-    ):
+    for pairing in agreement.pairings.select_related("lead_department__institution", "member_department__institution"):
         assert pairing.lead_department.institution.code == "zjpph"
         assert pairing.member_department.institution.code == "bjfph"
 

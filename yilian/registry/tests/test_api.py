@@ -113,7 +113,13 @@ def test_office_creates_an_institution_and_it_is_audited(api) -> None:
 
 
 def test_create_is_forbidden_for_a_doctor(api) -> None:
-    payload = {"code": "cs-new", "name_zh": "某中心", "grade": "primary", "type": "primary_care", "region_code": "330822"}
+    payload = {
+        "code": "cs-new",
+        "name_zh": "某中心",
+        "grade": "primary",
+        "type": "primary_care",
+        "region_code": "330822",
+    }
     response = api("doctor").post("/api/v1/institutions", payload, content_type="application/json")
     assert response.status_code == 403
     assert not Institution.objects.filter(code="cs-new").exists()

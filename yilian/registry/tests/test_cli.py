@@ -13,7 +13,17 @@ pytestmark = pytest.mark.django_db
 
 def test_createuser_with_role_and_institution(capsys: pytest.CaptureFixture[str]) -> None:
     code = main(
-        ["createuser", "--username", "li.nurse", "--password", "Kaihua-2019!", "--institution", "khph", "--role", "doctor"]
+        [
+            "createuser",
+            "--username",
+            "li.nurse",
+            "--password",
+            "Kaihua-2019!",
+            "--institution",
+            "khph",
+            "--role",
+            "doctor",
+        ]
     )
     assert code == 0
     user = User.objects.get(username="li.nurse")
@@ -22,8 +32,38 @@ def test_createuser_with_role_and_institution(capsys: pytest.CaptureFixture[str]
 
 
 def test_createuser_rejects_weak_password_and_unknown_codes(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["createuser", "--username", "x1", "--password", "123", "--institution", "khph", "--role", "doctor"]) == 2
-    assert main(["createuser", "--username", "x2", "--password", "Kaihua-2019!", "--institution", "nope", "--role", "doctor"]) == 2
+    assert (
+        main(
+            [
+                "createuser",
+                "--username",
+                "x1",
+                "--password",
+                "123",
+                "--institution",
+                "khph",
+                "--role",
+                "doctor",
+            ]
+        )
+        == 2
+    )
+    assert (
+        main(
+            [
+                "createuser",
+                "--username",
+                "x2",
+                "--password",
+                "Kaihua-2019!",
+                "--institution",
+                "nope",
+                "--role",
+                "doctor",
+            ]
+        )
+        == 2
+    )
     assert main(["createuser", "--username", "x3", "--password", "Kaihua-2019!", "--role", "wizard"]) == 2
     assert main(["createuser", "--username", "x4", "--password", "Kaihua-2019!", "--role", "commission_viewer"]) == 2
     assert not User.objects.filter(username__in=["x1", "x2", "x3", "x4"]).exists()
@@ -34,7 +74,9 @@ def test_createuser_commission_viewer_with_region() -> None:
     assert main([*args, "--region", "330800"]) == 0
 
 
-def test_token_create_prints_a_token_once_and_stores_only_its_hash(capsys: pytest.CaptureFixture[str]) -> None:
+def test_token_create_prints_a_token_once_and_stores_only_its_hash(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     assert main(["token", "create", "doctor"]) == 0
     key = capsys.readouterr().out.strip()
     assert key.startswith("yl_")

@@ -60,9 +60,10 @@ def test_consortium_office_sees_its_members(persona) -> None:
 def test_system_admin_sees_everything(persona) -> None:
     from yilian.registry.models import Institution
 
-    assert selectors.institution_list_visible_to(persona("admin")).count() == Institution.objects.filter(
-        is_active=True
-    ).count()
+    assert (
+        selectors.institution_list_visible_to(persona("admin")).count()
+        == Institution.objects.filter(is_active=True).count()
+    )
 
 
 def test_agreements_are_visible_to_parties_not_to_doctors(persona) -> None:

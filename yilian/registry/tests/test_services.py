@@ -46,7 +46,11 @@ def test_office_registers_an_institution_with_an_audit_row(persona) -> None:
     event = AuditEvent.objects.order_by("-id").first()
     assert AuditEvent.objects.count() == before + 1
     assert event is not None
-    assert (event.actor_label, event.action, event.object_id) == ("office", "create", str(institution.public_id))
+    assert (event.actor_label, event.action, event.object_id) == (
+        "office",
+        "create",
+        str(institution.public_id),
+    )
 
 
 @pytest.mark.parametrize("username", ["doctor", "coordinator", "commission", "hospadmin", "expert"])
@@ -162,7 +166,12 @@ def test_pairing_departments_must_belong_to_parties() -> None:
 
 @pytest.mark.parametrize(
     ("password", "fragment"),
-    [("short1!", "short"), ("abcdefghijkl", "digit"), ("1234567890123", "numeric"), ("password123", "common")],
+    [
+        ("short1!", "short"),
+        ("abcdefghijkl", "digit"),
+        ("1234567890123", "numeric"),
+        ("password123", "common"),
+    ],
 )
 def test_password_rules(password: str, fragment: str) -> None:
     with translation.override("en"), pytest.raises(ValidationError) as info:
@@ -199,15 +208,16 @@ def test_hospital_admin_grants_clinical_roles_at_own_hospital_only(persona) -> N
             actor=hospadmin, user=user, role=Role.DOCTOR, institution=Institution.objects.get(code="csph")
         )
     with pytest.raises(PermissionDenied):
-        services.membership_grant(
-            actor=hospadmin, user=user, role=Role.SYSTEM_ADMIN
-        )
+        services.membership_grant(actor=hospadmin, user=user, role=Role.SYSTEM_ADMIN)
 
 
 def test_office_role_gives_admin_site_access() -> None:
     user = services.user_create(actor=None, username="office2", password="Quzhou-2018!")
     services.membership_grant(
-        actor=None, user=user, role=Role.CONSORTIUM_OFFICE, consortium=Consortium.objects.get(code="kaihua-ccm")
+        actor=None,
+        user=user,
+        role=Role.CONSORTIUM_OFFICE,
+        consortium=Consortium.objects.get(code="kaihua-ccm"),
     )
     user.refresh_from_db()
     assert user.is_staff

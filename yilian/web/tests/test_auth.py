@@ -28,9 +28,7 @@ def test_wrong_password_shows_a_clear_message_in_chinese_by_default(client: Clie
 
 
 def test_wrong_password_message_in_english(client: Client) -> None:
-    response = client.post(
-        "/login/", {"username": "doctor", "password": "wrong-password-1"}, HTTP_ACCEPT_LANGUAGE="en"
-    )
+    response = client.post("/login/", {"username": "doctor", "password": "wrong-password-1"}, HTTP_ACCEPT_LANGUAGE="en")
     assert "The username or password is wrong" in response.content.decode()
 
 
@@ -83,7 +81,7 @@ def test_language_switch_is_remembered_on_the_account(login) -> None:
     assert "Institutions" in client.get("/institutions/").content.decode()
     fresh = Client()  # a new browser: no cookie, but the account remembers
     fresh.post("/login/", {"username": "doctor", "password": DEMO_PASSWORD})
-    assert "<html lang=\"en\">" in fresh.get("/").content.decode()
+    assert '<html lang="en">' in fresh.get("/").content.decode()
 
 
 def test_unknown_language_is_refused(login) -> None:

@@ -178,3 +178,23 @@ def test_query_counts_are_pinned_and_do_not_grow_with_data(login) -> None:
     after = counts()
     assert before == after
     assert max(after) <= 14, dict(zip([u for u, _ in PAGES], after, strict=True))
+
+
+def test_map_labels_of_neighbouring_hospitals_do_not_overlap(login) -> None:
+    import re
+
+    page = login("office").get("/consortia/zju2-quzhou/").content.decode()
+    labels = [
+        (float(x), float(y) + float(dy))
+        for x, y, dy in re.findall(r'<text x="([\d.]+)" y="([\d.]+)" dx="10" dy="([\d.]+)"', page)
+    ]
+    assert len(labels) == 5
+    for i, (x1, y1) in enumerate(labels):
+        for x2, y2 in labels[i + 1 :]:
+            assert abs(x1 - x2) >= 90 or abs(y1 - y2) >= 14
+
+
+def test_capability_hours_are_words_not_digits(login) -> None:
+    page = login("coordinator").get("/institutions/qzph/").content.decode()
+    assert "周一至周五 08:00–17:30" in page
+    assert "12345" not in page
