@@ -4,7 +4,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
-from ninja import Query, Router, Schema
+from ninja import Query, Router, Schema, Status
 from ninja.pagination import LimitOffsetPagination, paginate
 
 from yilian.registry import schemas, selectors, services
@@ -70,7 +70,7 @@ def institution_detail(request: HttpRequest, code: str) -> Institution:
 
 
 @router.post("/institutions", response={201: schemas.InstitutionDetailOut, **ERRORS})
-def institution_create(request: HttpRequest, payload: schemas.InstitutionIn) -> tuple[int, Institution]:
+def institution_create(request: HttpRequest, payload: schemas.InstitutionIn) -> Status[Institution]:
     region = Region.objects.filter(code=payload.region_code).first()
     if region is None:
         raise ValidationError({"region_code": [_("No region with code %(code)s.") % {"code": payload.region_code}]})
@@ -87,7 +87,7 @@ def institution_create(request: HttpRequest, payload: schemas.InstitutionIn) -> 
         latitude=payload.latitude,
         longitude=payload.longitude,
     )
-    return 201, selectors.institution_detail(institution)
+    return Status(201, selectors.institution_detail(institution))
 
 
 @router.get("/consortia", response={200: list[schemas.ConsortiumOut], **ERRORS})
