@@ -62,6 +62,17 @@ def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> None:
         seed_demo()
 
 
+@pytest.fixture(autouse=True)
+def _default_language() -> Any:
+    """Each test starts in the default language: a request with Accept-Language: en leaves
+    English active in the thread, which would otherwise leak into the next test."""
+    from django.conf import settings
+    from django.utils import translation
+
+    with translation.override(settings.LANGUAGE_CODE):
+        yield
+
+
 @pytest.fixture
 def persona() -> Any:
     """A demo persona by username: admin, office, expert, doctor, coordinator, hospadmin, commission, bijie."""

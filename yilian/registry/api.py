@@ -1,16 +1,27 @@
 import datetime as dt
+import uuid
+from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
-from ninja import Query, Router, Schema, Status
+from ninja import Field, Query, Router, Schema, Status
 from ninja.pagination import LimitOffsetPagination, paginate
 
 from yilian.registry import schemas, selectors, services
 from yilian.registry.models import Agreement, Consortium, Institution, Practitioner, Region, User
 
 router = Router(tags=["registry"])
+
+
+class Pagination(LimitOffsetPagination):
+    """limit/offset with bounds (an unbounded offset overflows the database's integers)."""
+
+    class Input(Schema):
+        limit: int = Field(100, ge=1, le=500)
+        offset: int = Field(0, ge=0, le=10_000_000)
+
 
 ERRORS: dict[int, type[Schema]] = {
     400: schemas.ErrorOut,
@@ -57,7 +68,7 @@ def region_list(request: HttpRequest, root: str = "") -> list[Region]:
 
 
 @router.get("/institutions", response={200: list[schemas.InstitutionOut], **ERRORS})
-@paginate(LimitOffsetPagination)
+@paginate(Pagination)
 def institution_list(request: HttpRequest, filters: Query[InstitutionFilters]) -> Any:
     return selectors.institution_list_visible_to(
         _user(request), search=filters.q, region_code=filters.region, grade=filters.grade, type=filters.type
@@ -84,14 +95,18 @@ def institution_create(request: HttpRequest, payload: schemas.InstitutionIn) -> 
         type=payload.type,
         region=region,
         address=payload.address,
-        latitude=payload.latitude,
-        longitude=payload.longitude,
+        latitude=_coordinate(payload.latitude),
+        longitude=_coordinate(payload.longitude),
     )
     return Status(201, selectors.institution_detail(institution))
 
 
+def _coordinate(value: float | None) -> Decimal | None:
+    return None if value is None else round(Decimal(str(value)), 6)
+
+
 @router.get("/consortia", response={200: list[schemas.ConsortiumOut], **ERRORS})
-@paginate(LimitOffsetPagination)
+@paginate(Pagination)
 def consortium_list(request: HttpRequest, filters: Query[NameFilter]) -> Any:
     return selectors.consortium_list_visible_to(_user(request), search=filters.q)
 
@@ -106,60 +121,24 @@ def consortium_detail(request: HttpRequest, code: str) -> Consortium:
 
 
 @router.get("/agreements", response={200: list[schemas.AgreementOut], **ERRORS})
-@paginate(LimitOffsetPagination)
-def agreement_list(request: HttpRequest, consortium: str = "") -> list[dict[str, Any]]:
+@paginate(Pagination)
+def agreement_list(request: HttpRequest, consortium: str = "") -> list[Agreement]:
     user = _user(request)
     scoped = selectors.access_consortium(user, consortium) if consortium else None
-    return [_agreement(a) for a in selectors.agreement_list_visible_to(user, consortium=scoped)]
-
-
-def _agreement(agreement: Agreement) -> dict[str, Any]:
-    data = {
-        field: getattr(agreement, field)
-        for field in (
-            "code",
-            "title_zh",
-            "title_en",
-            "signed_on",
-            "valid_from",
-            "valid_to",
-            "status",
-            "scope",
-            "goals",
-        )
-    }
-    data["consortium"] = agreement.consortium
-    data["parties"] = sorted(p.code for p in agreement.parties.all())
-    data["pairings"] = list(agreement.pairings.all())
-    return data
+    return selectors.agreement_list_visible_to(user, consortium=scoped)
 
 
 @router.get("/practitioners", response={200: list[schemas.PractitionerOut], **ERRORS})
-@paginate(LimitOffsetPagination)
+@paginate(Pagination)
 def practitioner_list(request: HttpRequest, q: str = "", institution: str = "") -> Any:
     user = _user(request)
     scoped = selectors.access_institution(user, institution) if institution else None
-    return [_practitioner(p) for p in selectors.practitioner_list_visible_to(user, search=q, institution=scoped)]
-
-
-def _practitioner(p: Practitioner) -> dict[str, Any]:
-    return {
-        "public_id": p.public_id,
-        "name_zh": p.name_zh,
-        "name_en": p.name_en,
-        "title": p.title,
-        "institution": p.institution,
-        "department": p.department.discipline if p.department else None,
-        "specialties": p.specialties,
-    }
+    return selectors.practitioner_list_visible_to(user, search=q, institution=scoped)
 
 
 @router.get("/practitioners/{public_id}", response={200: schemas.PractitionerOut, **ERRORS})
-def practitioner_detail(request: HttpRequest, public_id: str) -> dict[str, Any]:
-    try:
-        return _practitioner(selectors.access_practitioner(_user(request), public_id))
-    except ValidationError as exc:  # malformed UUID
-        raise ValidationError({"public_id": [_("Not a valid identifier.")]}) from exc
+def practitioner_detail(request: HttpRequest, public_id: uuid.UUID) -> Practitioner:
+    return selectors.access_practitioner(_user(request), str(public_id))
 
 
 class AuditFilters(Schema):
@@ -171,7 +150,7 @@ class AuditFilters(Schema):
 
 
 @router.get("/audit", response={200: list[schemas.AuditEventOut], **ERRORS}, tags=["audit"])
-@paginate(LimitOffsetPagination)
+@paginate(Pagination)
 def audit_list(request: HttpRequest, filters: Query[AuditFilters]) -> Any:
     events: Any = selectors.audit_list_visible_to(
         _user(request),

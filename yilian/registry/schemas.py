@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from ninja import Field, Schema
 
-from yilian.registry.models import Institution
+from yilian.registry.models import Agreement, Institution, InstitutionGrade, InstitutionType, Practitioner
 
 
 class ErrorOut(Schema):
@@ -68,12 +68,12 @@ class InstitutionIn(Schema):
     name_zh: str = Field(..., min_length=2, max_length=120)
     name_en: str = Field("", max_length=160)
     short_name: str = Field("", max_length=40)
-    grade: str
-    type: str
+    grade: InstitutionGrade
+    type: InstitutionType
     region_code: str = Field(..., pattern=r"^\d{6}$")
     address: str = Field("", max_length=200)
-    latitude: Decimal | None = Field(None, ge=-90, le=90)
-    longitude: Decimal | None = Field(None, ge=-180, le=180)
+    latitude: float | None = Field(None, ge=-90, le=90)
+    longitude: float | None = Field(None, ge=-180, le=180)
 
 
 class MemberOut(Schema):
@@ -113,7 +113,7 @@ class AgreementOut(Schema):
     code: str
     title_zh: str
     title_en: str
-    consortium_code: str | None = Field(None, alias="consortium.code")
+    consortium_code: str | None
     parties: list[str]
     signed_on: dt.date
     valid_from: dt.date
@@ -122,6 +122,14 @@ class AgreementOut(Schema):
     scope: str
     goals: str
     pairings: list[PairingOut]
+
+    @staticmethod
+    def resolve_consortium_code(obj: Agreement) -> str | None:
+        return obj.consortium.code if obj.consortium else None
+
+    @staticmethod
+    def resolve_parties(obj: Agreement) -> list[str]:
+        return sorted(p.code for p in obj.parties.all())
 
 
 class PractitionerOut(Schema):
@@ -132,6 +140,10 @@ class PractitionerOut(Schema):
     institution_code: str = Field(alias="institution.code")
     department: str | None
     specialties: str
+
+    @staticmethod
+    def resolve_department(obj: Practitioner) -> str | None:
+        return obj.department.discipline if obj.department else None
 
 
 class MeOut(Schema):

@@ -282,7 +282,14 @@ def practitioner_list_visible_to(
     if institution is not None:
         qs = qs.filter(institution=institution)
     if search:
-        qs = qs.filter(Q(name_zh__icontains=search) | Q(name_en__icontains=search) | Q(specialties__icontains=search))
+        qs = qs.filter(
+            Q(name_zh__icontains=search)
+            | Q(name_en__icontains=search)
+            | Q(specialties__icontains=search)
+            | Q(institution__name_zh__icontains=search)
+            | Q(institution__short_name__icontains=search)
+            | Q(department__name_zh__icontains=search)
+        )
     if title:
         qs = qs.filter(title=title)
     return qs.order_by("institution__code", "name_en")

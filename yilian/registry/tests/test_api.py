@@ -133,7 +133,8 @@ def test_create_with_bad_fields_is_400_or_422_with_field_messages(api) -> None:
     assert "code" in response.json()["errors"]
     bad_grade = {**dup, "code": "fresh", "grade": "9Z"}
     response = client.post("/api/v1/institutions", bad_grade, content_type="application/json")
-    assert response.status_code == 400 and "grade" in response.json()["errors"]
+    assert response.status_code == 422
+    assert any(location.endswith("grade") for location in response.json()["errors"])
     no_region = {**dup, "code": "fresh", "region_code": "999999"}
     response = client.post("/api/v1/institutions", no_region, content_type="application/json")
     assert response.status_code == 400 and "999999" in response.json()["detail"]
@@ -145,3 +146,22 @@ def test_create_with_bad_fields_is_400_or_422_with_field_messages(api) -> None:
 
 def test_session_authenticated_browser_can_call_the_api(login) -> None:
     assert login("doctor").get("/api/v1/me").json()["roles"] == ["doctor"]
+
+
+def test_practitioner_list_and_detail(api, persona) -> None:
+    client = api("office")
+    body = client.get("/api/v1/practitioners", {"institution": "qzph", "limit": 3}).json()
+    assert body["count"] > 3 and len(body["items"]) == 3
+    assert {item["institution_code"] for item in body["items"]} == {"qzph"}
+    assert all("licence_number" not in item for item in body["items"])
+    first = body["items"][0]
+    assert client.get(f"/api/v1/practitioners/{first['public_id']}").json()["name_zh"] == first["name_zh"]
+    assert client.get("/api/v1/practitioners/not-a-uuid").status_code == 422
+    assert client.get("/api/v1/practitioners", {"institution": "bjfph"}).status_code == 403
+
+
+def test_pagination_bounds_are_enforced(api) -> None:
+    client = api("office")
+    assert client.get("/api/v1/institutions", {"limit": 501}).status_code == 422
+    assert client.get("/api/v1/institutions", {"offset": 10**12}).status_code == 422
+    assert client.get("/api/v1/institutions", {"offset": 10_000}).json()["items"] == []

@@ -108,6 +108,9 @@ def test_hospital_admin_sees_audit_rows_of_own_staff_only(persona, client) -> No
 def test_search_spans_institutions_practitioners_and_consortia_in_scope(persona) -> None:
     results = selectors.directory_search(persona("doctor"), query="常山")
     assert "csph" in {i.code for i in results.institutions}
+    assert "王建国" in {p.name_zh for p in results.practitioners}  # by hospital name
+    neurology = selectors.directory_search(persona("doctor"), query="神经内科").practitioners
+    assert neurology and all(p.department and p.department.discipline == "neurology" for p in neurology)
     results = selectors.directory_search(persona("doctor"), query="毕节")
     assert results.institutions == [] and results.consortia == []
 
