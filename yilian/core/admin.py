@@ -10,6 +10,7 @@ from django.db import models
 from django.db.models import QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
 
 from yilian.core.audit import audit_record
 from yilian.core.models import AuditAction, AuditEvent
@@ -79,3 +80,8 @@ class AuditEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         from yilian.registry.selectors import audit_list_visible_to
 
         return audit_list_visible_to(request.user)
+
+
+admin.site.site_header = _("Yilian administration")
+admin.site.site_title = _("Yilian")
+admin.site.index_title = _("Registry and accounts")
