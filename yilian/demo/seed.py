@@ -140,8 +140,8 @@ DEMO_USERS: tuple[DemoUser, ...] = (
         None,
         None,
         "330800",
-        "Quzhou health commission: read-only dashboards over the city's institutions.",
-        "衢州市卫生健康委员会：只读查看全市机构和指标。",
+        "Quzhou health commission: read-only view of the city's institutions, consortia and agreements.",
+        "衢州市卫生健康委员会：只读查看全市机构、医联体和合作协议。",
     ),
     DemoUser(
         "bijie",
