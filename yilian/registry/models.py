@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Any
 
 from django.contrib.auth.models import AbstractUser
+from django.core.exceptions import ValidationError
 from django.core.validators import FileExtensionValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
@@ -15,6 +17,15 @@ from django.utils.translation import gettext_lazy as _
 
 from yilian.core.models import BaseModel
 from yilian.core.permissions import Role
+
+
+def validate_pdf(upload: Any) -> None:
+    """The file must really be a PDF (its first bytes), not just be named like one."""
+    upload.seek(0)
+    head = upload.read(5)
+    upload.seek(0)
+    if head != b"%PDF-":
+        raise ValidationError(_("The file is not a PDF document."), code="not_pdf")
 
 
 def localized(zh: str, en: str) -> str:
@@ -416,7 +427,7 @@ class Agreement(BaseModel):
         _("signed document (PDF)"),
         upload_to="agreements/%Y/",
         blank=True,
-        validators=[FileExtensionValidator(["pdf"])],
+        validators=[FileExtensionValidator(["pdf"]), validate_pdf],
     )
     status = models.CharField(
         _("status"), max_length=12, choices=AgreementStatus.choices, default=AgreementStatus.DRAFT

@@ -396,6 +396,32 @@ def agreement_create(
 
 
 @transaction.atomic
+def agreement_document_attach(*, actor: Actor, agreement: Agreement, document: Any) -> Agreement:
+    """Attach (or replace) the signed PDF; the previous file stays in storage for the record."""
+    agreement = Agreement.objects.select_for_update().get(pk=agreement.pk)
+    if agreement.consortium is not None:
+        _check_consortium_office(actor, agreement.consortium)
+    else:
+        _check(actor, Permission.MANAGE_CONSORTIA)
+    old = agreement.document.name or None
+    agreement.document = document
+    agreement.full_clean(validate_unique=False, validate_constraints=False)
+    agreement.save(update_fields=["document", "updated_at"])
+    audit_record(
+        actor=actor, action=AuditAction.UPDATE, obj=agreement, changes={"document": [old, agreement.document.name]}
+    )
+    return agreement
+
+
+def agreement_document_read(*, actor: User, agreement: Agreement) -> None:
+    """Record that someone opened the signed agreement (contracts are confidential)."""
+    with transaction.atomic():
+        audit_record(
+            actor=actor, action=AuditAction.EXPORT, obj=agreement, changes={"document": agreement.document.name}
+        )
+
+
+@transaction.atomic
 def agreement_set_status(*, actor: Actor, agreement: Agreement, status: AgreementStatus) -> Agreement:
     agreement = Agreement.objects.select_for_update().get(pk=agreement.pk)
     if agreement.consortium is not None:

@@ -14,6 +14,7 @@ urlpatterns = [
     path("language/", views.set_language, name="set_language"),
     path("consortia/", views.consortium_list, name="consortium_list"),
     path("consortia/<slug:code>/", views.consortium_detail, name="consortium_detail"),
+    path("agreements/<slug:code>/document/", views.agreement_document, name="agreement_document"),
     path("institutions/", views.institution_list, name="institution_list"),
     path("institutions/<slug:code>/", views.institution_detail, name="institution_detail"),
     path("practitioners/<str:public_id>/", views.practitioner_detail, name="practitioner_detail"),

@@ -13,7 +13,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Page, Paginator
 from django.db import DatabaseError, connection
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.utils import timezone, translation
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -103,8 +103,7 @@ def set_language(request: HttpRequest) -> HttpResponse:
     if language not in {"zh-hans", "en"}:
         return HttpResponse(_("Unknown language."), status=400)
     if request.user.is_authenticated:
-        assert isinstance(request.user, User)
-        services.user_set_language(actor=request.user, language=language)
+        services.user_set_language(actor=_acting_user(request), language=language)
     translation.activate(language)
     response = HttpResponseRedirect(next_url)
     response.set_cookie("django_language", language, max_age=365 * 24 * 3600, samesite="Lax")
@@ -250,6 +249,26 @@ def consortium_detail(request: HttpRequest, code: str) -> HttpResponse:
             "today": timezone.localdate(),
         },
     )
+
+
+@login_required
+def agreement_document(request: HttpRequest, code: str) -> FileResponse:
+    """The signed agreement (PDF), for those who may see the agreement; the download is audited."""
+    agreement = selectors.access_agreement(request.user, code)
+    if not agreement.document:
+        raise Http404(_("No document is attached to this agreement."))
+    services.agreement_document_read(actor=_acting_user(request), agreement=agreement)
+    return FileResponse(
+        agreement.document.open("rb"),
+        content_type="application/pdf",
+        as_attachment=False,
+        filename=f"{agreement.code}.pdf",
+    )
+
+
+def _acting_user(request: HttpRequest) -> User:
+    assert isinstance(request.user, User)
+    return request.user
 
 
 @login_required

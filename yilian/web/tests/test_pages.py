@@ -19,7 +19,7 @@ def test_healthz_reports_the_database(client: Client) -> None:
 
 def test_home_lists_the_users_consortia(login) -> None:
     page = login("expert").get("/").content.decode()
-    assert "浙江大学医学院附属第二医院" in page
+    assert '<a href="/institutions/zju2/">浙江大学医学院附属第二医院</a>' in page
     assert "下沉专家" in page or "派驻专家" in page
 
 
