@@ -291,6 +291,14 @@ def _check_consortium_office(actor: Actor, consortium: Consortium) -> None:
         raise PermissionDenied(_("Only the office of %(name)s may change it.") % {"name": consortium.name})
 
 
+def _check_agreement_office(actor: Actor, agreement: Agreement) -> None:
+    """An agreement under a consortium is that consortium office's to change."""
+    if agreement.consortium is not None:
+        _check_consortium_office(actor, agreement.consortium)
+    else:
+        _check(actor, Permission.MANAGE_CONSORTIA)
+
+
 @transaction.atomic
 def consortium_member_add(
     *,
@@ -399,10 +407,7 @@ def agreement_create(
 def agreement_document_attach(*, actor: Actor, agreement: Agreement, document: Any) -> Agreement:
     """Attach (or replace) the signed PDF; the previous file stays in storage for the record."""
     agreement = Agreement.objects.select_for_update().get(pk=agreement.pk)
-    if agreement.consortium is not None:
-        _check_consortium_office(actor, agreement.consortium)
-    else:
-        _check(actor, Permission.MANAGE_CONSORTIA)
+    _check_agreement_office(actor, agreement)
     old = agreement.document.name or None
     agreement.document = document
     agreement.full_clean(validate_unique=False, validate_constraints=False)
@@ -424,10 +429,7 @@ def agreement_document_read(*, actor: User, agreement: Agreement) -> None:
 @transaction.atomic
 def agreement_set_status(*, actor: Actor, agreement: Agreement, status: AgreementStatus) -> Agreement:
     agreement = Agreement.objects.select_for_update().get(pk=agreement.pk)
-    if agreement.consortium is not None:
-        _check_consortium_office(actor, agreement.consortium)
-    else:
-        _check(actor, Permission.MANAGE_CONSORTIA)
+    _check_agreement_office(actor, agreement)
     old = agreement.status
     if old != status:
         agreement.status = status
@@ -447,10 +449,7 @@ def pairing_add(
     label_zh: str = "",
     label_en: str = "",
 ) -> DepartmentPairing:
-    if agreement.consortium is not None:
-        _check_consortium_office(actor, agreement.consortium)
-    else:
-        _check(actor, Permission.MANAGE_CONSORTIA)
+    _check_agreement_office(actor, agreement)
     party_ids = set(agreement.parties.values_list("pk", flat=True))
     if lead_department.institution_id not in party_ids or member_department.institution_id not in party_ids:
         raise ValidationError(_("Both departments must belong to parties of the agreement."))
