@@ -27,7 +27,8 @@ test: install
 	$(BIN)/pytest
 	@if [ -n "$$YILIAN_TEST_DATABASE_URL" ]; then \
 		echo "== again on PostgreSQL ($$YILIAN_TEST_DATABASE_URL)"; \
-		YILIAN_DATABASE_URL="$$YILIAN_TEST_DATABASE_URL" $(BIN)/pytest; \
+		YILIAN_DATABASE_URL="$$YILIAN_TEST_DATABASE_URL" YILIAN_SECRET_KEY="$${YILIAN_SECRET_KEY:-test-only-not-a-secret}" \
+			$(BIN)/pytest; \
 	fi
 
 check: install

@@ -78,8 +78,44 @@ def _malformed(request: HttpRequest, exc: NinjaValidationError) -> HttpResponse:
     errors: dict[str, list[str]] = {}
     for error in exc.errors:
         location = ".".join(str(part) for part in error.get("loc", ()))
-        errors.setdefault(location, []).append(str(error.get("msg", "")))
+        errors.setdefault(location, []).append(field_message(error))
     return _error(request, 422, _("The request is not well formed."), errors)
+
+
+def field_message(error: dict[str, Any]) -> str:
+    """A pydantic error as a sentence in the request's language (pydantic's own are English)."""
+    kind = str(error.get("type", ""))
+    ctx = {
+        k: (", ".join(map(str, v)) if isinstance(v, list | tuple) else v) for k, v in (error.get("ctx") or {}).items()
+    }
+    messages: dict[str, str] = {
+        "missing": _("This field is required."),
+        "string_too_short": _("Must be at least %(min_length)s characters."),
+        "string_too_long": _("Must be at most %(max_length)s characters."),
+        "string_pattern_mismatch": _("Does not have the expected format."),
+        "enum": _("Not one of the allowed values: %(expected)s."),
+        "literal_error": _("Not one of the allowed values: %(expected)s."),
+        "greater_than_equal": _("Must be at least %(ge)s."),
+        "less_than_equal": _("Must be at most %(le)s."),
+        "greater_than": _("Must be more than %(gt)s."),
+        "less_than": _("Must be less than %(lt)s."),
+        "uuid_parsing": _("Not a valid identifier."),
+        "uuid_type": _("Not a valid identifier."),
+        "json_invalid": _("The body is not valid JSON."),
+    }
+    for number in ("int_parsing", "int_type", "int_from_float", "float_parsing", "float_type", "decimal_parsing"):
+        messages[number] = _("Must be a number.")
+    for moment in ("date_parsing", "date_from_datetime_parsing", "datetime_parsing", "datetime_from_date_parsing"):
+        messages[moment] = _("Not a valid date or time.")
+    if kind == "value_error" and "error" in ctx:
+        return str(ctx["error"])  # our own validators raise translated messages
+    template = messages.get(kind)
+    if template is None:
+        return str(error.get("msg", ""))
+    try:
+        return template % ctx
+    except (KeyError, TypeError, ValueError):
+        return template
 
 
 api.add_router("/", registry_router)

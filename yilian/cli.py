@@ -131,6 +131,7 @@ def _audit_verify(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     """Migrate, seed the demo consortium, print the logins, run the worker and the server."""
+    import signal
     import subprocess
 
     _setup()
@@ -151,6 +152,9 @@ def _demo(args: argparse.Namespace) -> int:
     lines += ["", "  Ctrl-C stops the server and the worker.", ""]
     print("\n".join(lines), flush=True)
     worker = subprocess.Popen([sys.executable, "-m", "yilian.cli", "worker"])
+    # uvicorn re-raises the SIGTERM it caught once it has shut down; turning it into
+    # SystemExit lets the `finally` below stop the worker instead of orphaning it.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     try:
         import uvicorn
 

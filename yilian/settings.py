@@ -28,13 +28,21 @@ DEBUG = _env_bool("YILIAN_DEBUG")
 
 
 def _secret_key() -> str:
-    """Return YILIAN_SECRET_KEY, or a key generated once and kept in the data directory."""
+    """Return YILIAN_SECRET_KEY; in development (debug on, or the embedded SQLite database)
+    a key generated once and kept in the data directory. A production installation on
+    PostgreSQL must set the variable: several web servers need the same key."""
     from_env = os.environ.get("YILIAN_SECRET_KEY")
     if from_env:
         return from_env
     key_file = DATA_DIR / "secret_key"
     if key_file.exists():
         return key_file.read_text().strip()
+    if not DEBUG and os.environ.get("YILIAN_DATABASE_URL"):
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured(
+            "Set YILIAN_SECRET_KEY (a long random string, the same on every server); see docs/operations.md."
+        )
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     key = secrets.token_urlsafe(50)
     key_file.write_text(key)

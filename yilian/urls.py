@@ -6,6 +6,8 @@ from django.urls import include, path
 from yilian.api import api
 from yilian.web import views as web_views
 
+handler404 = "yilian.web.views.page_not_found"
+
 urlpatterns = [
     path("healthz", web_views.healthz, name="healthz"),
     path("admin/", admin.site.urls),

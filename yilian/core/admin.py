@@ -1,5 +1,10 @@
 """Admin base: access by our named permissions, querysets scoped by selectors, and every
-save or deletion recorded in the audit trail (the admin is a write path like any other)."""
+save recorded in the audit trail (the admin is a write path like any other).
+
+Rules: nothing is deleted through the admin; secrets (password fields) never reach the
+audit trail, only the fact that they changed; a row may be changed only by someone whose
+write scope reaches it (``can_change_object``), which may be narrower than what they see.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +21,9 @@ from yilian.core.audit import audit_record
 from yilian.core.models import AuditAction, AuditEvent
 from yilian.core.permissions import Permission
 
+SECRET_MARKERS = ("password", "secret", "token", "key_hash")
+REDACTED = "[changed, not recorded]"
+
 
 def _has(request: HttpRequest, permission: Permission) -> bool:
     from yilian.registry.selectors import user_has_perm
@@ -23,9 +31,21 @@ def _has(request: HttpRequest, permission: Permission) -> bool:
     return user_has_perm(request.user, permission)
 
 
+def form_changes(form: ModelForm[Any]) -> dict[str, str]:
+    """The changed fields of a form as text, with secrets redacted."""
+    return {
+        name: REDACTED if any(marker in name for marker in SECRET_MARKERS) else str(form.cleaned_data.get(name))
+        for name in form.changed_data
+    }
+
+
 class AuditedAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     view_permission: Permission = Permission.USE_ADMIN
     change_permission: Permission = Permission.USE_ADMIN
+
+    def can_change_object(self, request: HttpRequest, obj: Any) -> bool:
+        """Whether this user's write scope reaches ``obj``; subclasses narrow it."""
+        return True
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return _has(request, Permission.USE_ADMIN)
@@ -37,7 +57,9 @@ class AuditedAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return _has(request, Permission.USE_ADMIN) and _has(request, self.change_permission)
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return self.has_add_permission(request)
+        if not self.has_add_permission(request):
+            return False
+        return obj is None or self.can_change_object(request, obj)
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # Nothing is hard-deleted: records are deactivated or closed through their fields.
@@ -45,13 +67,50 @@ class AuditedAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     def save_model(self, request: HttpRequest, obj: models.Model, form: ModelForm[Any], change: bool) -> None:
         super().save_model(request, obj, form, change)
-        changes = {name: str(form.cleaned_data.get(name)) for name in form.changed_data}
         audit_record(
             actor=request.user,
             action=AuditAction.UPDATE if change else AuditAction.CREATE,
             obj=obj,
-            changes={"via": "admin", **changes},
+            changes={"via": "admin", **form_changes(form)},
         )
+
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        super().save_formset(request, form, formset, change)
+        for obj in formset.new_objects:
+            audit_record(actor=request.user, action=AuditAction.CREATE, obj=obj, changes={"via": "admin"})
+        for obj, fields in formset.changed_objects:
+            audit_record(
+                actor=request.user, action=AuditAction.UPDATE, obj=obj, changes={"via": "admin", "fields": fields}
+            )
+
+
+class AuditedInline(admin.TabularInline):  # type: ignore[type-arg]
+    """Inline rows follow the parent's rights (our roles, not Django's per-model permissions);
+    their saves are audited by ``AuditedAdmin.save_formset``."""
+
+    extra = 0
+    can_delete = False
+    change_permission: Permission = Permission.USE_ADMIN
+
+    def _allowed(self, request: HttpRequest, obj: Any) -> bool:
+        if not (_has(request, Permission.USE_ADMIN) and _has(request, self.change_permission)):
+            return False
+        parent_admin = admin.site._registry.get(self.parent_model)
+        if obj is not None and isinstance(parent_admin, AuditedAdmin):
+            return parent_admin.can_change_object(request, obj)
+        return True
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return _has(request, Permission.USE_ADMIN)
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._allowed(request, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._allowed(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 @admin.register(AuditEvent)

@@ -96,6 +96,25 @@ def audit_record(
     return event
 
 
+def audit_pii_read(
+    *, actor: AbstractBaseUser | AnonymousUser, obj: models.Model, fields: list[str], purpose: str = ""
+) -> AuditEvent:
+    """Record that ``actor`` was shown identifying fields of ``obj`` (a patient, say).
+
+    Call it from the selector that returns unmasked data, so that no view can show such data
+    without leaving a row. Only the names of the fields are stored, never their values.
+    """
+    if not fields:
+        raise ValueError("name the identifying fields that were read")
+    with transaction.atomic():
+        return audit_record(
+            actor=actor,
+            action=AuditAction.READ_PII,
+            obj=obj,
+            changes={"fields": sorted(fields), **({"purpose": purpose} if purpose else {})},
+        )
+
+
 @dataclass(frozen=True)
 class VerifyResult:
     checked: int

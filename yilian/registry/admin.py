@@ -4,10 +4,14 @@ from typing import Any
 
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
 
-from yilian.core.admin import AuditedAdmin
+from yilian.core.admin import REDACTED, AuditedAdmin, AuditedInline
+from yilian.core.audit import audit_record
+from yilian.core.models import AuditAction
 from yilian.core.permissions import Permission
 from yilian.registry import selectors
 from yilian.registry.models import (
@@ -26,18 +30,16 @@ from yilian.registry.models import (
 )
 
 
-class DepartmentInline(admin.TabularInline):  # type: ignore[type-arg]
+class DepartmentInline(AuditedInline):
     model = Department
-    extra = 0
+    change_permission = Permission.MANAGE_INSTITUTIONS
     fields = ["discipline", "name_zh", "name_en", "is_active"]
-    can_delete = False
 
 
-class CapabilityInline(admin.TabularInline):  # type: ignore[type-arg]
+class CapabilityInline(AuditedInline):
     model = Capability
-    extra = 0
+    change_permission = Permission.MANAGE_INSTITUTIONS
     fields = ["kind", "all_hours", "weekdays", "opens_at", "closes_at", "valid_from", "valid_to", "note"]
-    can_delete = False
 
 
 @admin.register(Region)
@@ -46,6 +48,10 @@ class RegionAdmin(AuditedAdmin):
     search_fields = ["code", "name_zh", "name_en"]
     list_filter = ["level"]
     change_permission = Permission.MANAGE_INSTITUTIONS
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # Administrative divisions are national data: only system administrators edit them.
+        return selectors.user_scope(request.user).is_global
 
 
 @admin.register(Institution)
@@ -60,13 +66,15 @@ class InstitutionAdmin(AuditedAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Institution]:
         return selectors.institution_queryset_visible_to(request.user).select_related("region")
 
+    def can_change_object(self, request: HttpRequest, obj: Any) -> bool:
+        return selectors.institution_queryset_managed_by(request.user).filter(pk=obj.pk).exists()
 
-class MemberInline(admin.TabularInline):  # type: ignore[type-arg]
+
+class MemberInline(AuditedInline):
     model = ConsortiumMember
-    extra = 0
+    change_permission = Permission.MANAGE_CONSORTIA
     fields = ["institution", "role", "relation", "joined_on", "left_on"]
     autocomplete_fields = ["institution"]
-    can_delete = False
 
 
 @admin.register(Consortium)
@@ -81,12 +89,15 @@ class ConsortiumAdmin(AuditedAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Consortium]:
         return selectors.consortium_queryset_visible_to(request.user).select_related("lead_institution")
 
+    def can_change_object(self, request: HttpRequest, obj: Any) -> bool:
+        managed = selectors.consortium_ids_managed_by(request.user)
+        return managed is None or obj.pk in managed
 
-class PairingInline(admin.TabularInline):  # type: ignore[type-arg]
+
+class PairingInline(AuditedInline):
     model = DepartmentPairing
-    extra = 0
+    change_permission = Permission.MANAGE_CONSORTIA
     fields = ["kind", "lead_department", "member_department", "label_zh", "label_en"]
-    can_delete = False
 
 
 @admin.register(Agreement)
@@ -102,6 +113,10 @@ class AgreementAdmin(AuditedAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Agreement]:
         return selectors.agreement_queryset_visible_to(request.user).select_related("consortium")
 
+    def can_change_object(self, request: HttpRequest, obj: Any) -> bool:
+        managed = selectors.consortium_ids_managed_by(request.user)
+        return managed is None or obj.consortium_id in managed
+
 
 @admin.register(Practitioner)
 class PractitionerAdmin(AuditedAdmin):
@@ -116,13 +131,18 @@ class PractitionerAdmin(AuditedAdmin):
             institution__in=selectors.institution_queryset_visible_to(request.user)
         ).select_related("institution", "department")
 
+    def can_change_object(self, request: HttpRequest, obj: Any) -> bool:
+        scope = selectors.user_scope(request.user)
+        return obj.institution_id in scope.admin_institution_ids or (
+            selectors.institution_queryset_managed_by(request.user).filter(pk=obj.institution_id).exists()
+        )
 
-class MembershipInline(admin.TabularInline):  # type: ignore[type-arg]
+
+class MembershipInline(AuditedInline):
     model = Membership
-    extra = 0
+    change_permission = Permission.MANAGE_USERS
     fk_name = "user"
     fields = ["role", "institution", "consortium", "region", "is_active"]
-    can_delete = False
 
 
 @admin.register(User)
@@ -132,8 +152,8 @@ class UserAdmin(DjangoUserAdmin[User], AuditedAdmin):
     inlines = [MembershipInline]
     fieldsets = (
         (None, {"fields": ("username", "password")}),
-        ("Profile", {"fields": ("display_name", "email", "language")}),
-        ("Status", {"fields": ("is_active", "is_staff", "last_login", "date_joined")}),
+        (_("Profile"), {"fields": ("display_name", "email", "language")}),
+        (_("Status"), {"fields": ("is_active", "is_staff", "last_login", "date_joined")}),
     )
     readonly_fields = ["last_login", "date_joined"]
     change_permission = Permission.MANAGE_USERS
@@ -144,7 +164,29 @@ class UserAdmin(DjangoUserAdmin[User], AuditedAdmin):
         scope = selectors.user_scope(request.user)
         if scope.is_global:
             return qs
-        return qs.filter(memberships__institution_id__in=scope.institution_ids).distinct()
+        return qs.filter(memberships__institution_id__in=scope.admin_institution_ids).distinct()
+
+    def can_change_object(self, request: HttpRequest, obj: Any) -> bool:
+        scope = selectors.user_scope(request.user)
+        if scope.is_global:
+            return True
+        # A hospital administrator manages accounts that hold roles only at their institution.
+        held = set(obj.memberships.values_list("institution_id", flat=True))
+        return bool(held) and held <= set(scope.admin_institution_ids)
+
+    def user_change_password(self, request: HttpRequest, id: str, form_url: str = "") -> Any:
+        """Django's password form, in one transaction with its audit row (never the password)."""
+        with transaction.atomic():
+            response = super().user_change_password(request, id, form_url)
+            if request.method == "POST" and response.status_code == 302:
+                user = User.objects.get(pk=id)
+                audit_record(
+                    actor=request.user,
+                    action=AuditAction.UPDATE,
+                    obj=user,
+                    changes={"via": "admin", "password": REDACTED},
+                )
+        return response
 
 
 @admin.register(ApiToken)

@@ -5,9 +5,11 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from ninja import Field, Query, Router, Schema, Status
 from ninja.pagination import LimitOffsetPagination, paginate
+from pydantic import field_validator
 
 from yilian.registry import schemas, selectors, services
 from yilian.registry.models import Agreement, Consortium, Institution, Practitioner, Region, User
@@ -147,6 +149,16 @@ class AuditFilters(Schema):
     action: str = ""
     since: dt.datetime | None = None
     until: dt.datetime | None = None
+
+    @field_validator("since", "until")
+    @classmethod
+    def _aware_and_in_range(cls, value: dt.datetime | None) -> dt.datetime | None:
+        """A time without a zone is China time; years outside 1900-9998 are refused."""
+        if value is None:
+            return None
+        if not 1900 <= value.year <= 9998:
+            raise ValueError(_("Choose a date between 1900 and 9998."))
+        return value if timezone.is_aware(value) else timezone.make_aware(value)
 
 
 @router.get("/audit", response={200: list[schemas.AuditEventOut], **ERRORS}, tags=["audit"])

@@ -393,6 +393,10 @@ class ConsortiumMember(BaseModel):
     def __str__(self) -> str:
         return f"{self.consortium.code} / {self.institution.code}"
 
+    def clean(self) -> None:
+        if self.role == MemberRole.LEAD and self.left_on is not None:
+            raise ValidationError({"left_on": _("The lead institution cannot leave its own consortium.")})
+
     @property
     def is_current(self) -> bool:
         return self.left_on is None or self.left_on >= timezone.localdate()
@@ -501,6 +505,16 @@ class DepartmentPairing(BaseModel):
     @property
     def label(self) -> str:
         return localized(self.label_zh, self.label_en) or self.member_department.name
+
+    def clean(self) -> None:
+        """Both departments belong to parties of the agreement, and to two different institutions."""
+        if self.lead_department_id is None or self.member_department_id is None or self.agreement_id is None:
+            return
+        if self.lead_department.institution_id == self.member_department.institution_id:
+            raise ValidationError(_("A pairing links departments of two different institutions."))
+        party_ids = set(self.agreement.parties.values_list("pk", flat=True))
+        if not {self.lead_department.institution_id, self.member_department.institution_id} <= party_ids:
+            raise ValidationError(_("Both departments must belong to parties of the agreement."))
 
     def __str__(self) -> str:
         return f"{self.lead_department} → {self.member_department}"

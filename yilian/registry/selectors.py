@@ -23,6 +23,7 @@ from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from yilian.core.audit import audit_pii_read
 from yilian.core.models import AuditEvent
 from yilian.core.permissions import ROLE_PERMISSIONS, Permission, Role
 from yilian.registry.models import (
@@ -48,6 +49,9 @@ class Scope:
     roles: frozenset[Role]
     is_global: bool = False
     institution_ids: frozenset[int] = frozenset()
+    # Institutions where the user is a hospital administrator: roles do not pool, so being a
+    # doctor at B does not make a hospital administrator at A an administrator at B.
+    admin_institution_ids: frozenset[int] = frozenset()
     consortium_ids: frozenset[int] = frozenset()
     region_prefixes: tuple[str, ...] = ()
     permissions: frozenset[Permission] = field(default_factory=frozenset)
@@ -73,6 +77,9 @@ def user_scope(user: AnyUser) -> Scope:
         roles=roles,
         is_global=Role.SYSTEM_ADMIN in roles or bool(getattr(user, "is_superuser", False)),
         institution_ids=frozenset(m.institution_id for m in memberships if m.institution_id is not None),
+        admin_institution_ids=frozenset(
+            m.institution_id for m in memberships if m.role == Role.HOSPITAL_ADMIN and m.institution_id is not None
+        ),
         consortium_ids=frozenset(
             m.consortium_id for m in memberships if m.role == Role.CONSORTIUM_OFFICE and m.consortium_id is not None
         ),
@@ -125,6 +132,31 @@ def institution_queryset_visible_to(user: AnyUser) -> QuerySet[Institution]:
     q = _institution_q(scope)
     qs = Institution.objects.all()
     return qs if q is None else qs.filter(q)
+
+
+def institution_queryset_managed_by(user: AnyUser) -> QuerySet[Institution]:
+    """Institutions whose registry entry the user may change: everything for a system
+    administrator, the lead and current members of their consortia for a consortium office,
+    nothing for anyone else. Narrower than what they may see."""
+    scope = user_scope(user)
+    if scope.is_global:
+        return Institution.objects.all()
+    if Permission.MANAGE_INSTITUTIONS not in scope.permissions or not scope.consortium_ids:
+        return Institution.objects.none()
+    return Institution.objects.filter(
+        Q(pk__in=_current_members().filter(consortium_id__in=scope.consortium_ids).values("institution_id"))
+        | Q(pk__in=Consortium.objects.filter(pk__in=scope.consortium_ids).values("lead_institution_id"))
+    )
+
+
+def consortium_ids_managed_by(user: AnyUser) -> frozenset[int] | None:
+    """Consortia the user's office runs; None means all (system administrator)."""
+    scope = user_scope(user)
+    if scope.is_global:
+        return None
+    if Permission.MANAGE_CONSORTIA not in scope.permissions:
+        return frozenset()
+    return scope.consortium_ids
 
 
 def institution_list_visible_to(
@@ -314,7 +346,7 @@ def can_see_practitioner_private(user: AnyUser, practitioner: Practitioner) -> b
         return True
     if Permission.VIEW_PRACTITIONER_PRIVATE not in scope.permissions:
         return False
-    if Role.HOSPITAL_ADMIN in scope.roles and practitioner.institution_id in scope.institution_ids:
+    if practitioner.institution_id in scope.admin_institution_ids:
         return True
     if Role.CONSORTIUM_OFFICE in scope.roles:
         return (
@@ -326,6 +358,14 @@ def can_see_practitioner_private(user: AnyUser, practitioner: Practitioner) -> b
             ).exists()
         )
     return False
+
+
+def practitioner_licence_for(user: AnyUser, practitioner: Practitioner) -> str | None:
+    """The licence number when ``user`` may see it (the read is audited), else None."""
+    if not can_see_practitioner_private(user, practitioner):
+        return None
+    audit_pii_read(actor=user, obj=practitioner, fields=["licence_number"])
+    return practitioner.licence_number
 
 
 @dataclass(frozen=True)
@@ -380,7 +420,7 @@ def audit_list_visible_to(
         raise PermissionDenied(_("Only administrators may read the audit trail."))
     qs = AuditEvent.objects.select_related("actor")
     if not scope.is_global:
-        staff = Membership.objects.filter(institution_id__in=scope.institution_ids).values("user_id")
+        staff = Membership.objects.filter(institution_id__in=scope.admin_institution_ids).values("user_id")
         qs = qs.filter(actor_id__in=staff)
     if username:
         qs = qs.filter(actor_label__icontains=username)

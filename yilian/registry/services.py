@@ -63,7 +63,7 @@ def _check(actor: Actor, permission: Permission) -> None:
 def _check_institution_in_scope(actor: Actor, institution: Institution) -> None:
     if actor is None:
         return
-    if not selectors.institution_queryset_visible_to(actor).filter(pk=institution.pk).exists():
+    if not selectors.institution_queryset_managed_by(actor).filter(pk=institution.pk).exists():
         raise PermissionDenied(_("Institution %(code)s is outside what you may change.") % {"code": institution.code})
 
 
@@ -286,8 +286,8 @@ def _check_consortium_office(actor: Actor, consortium: Consortium) -> None:
     if actor is None:
         return
     selectors.require_perm(actor, Permission.MANAGE_CONSORTIA)
-    scope = selectors.user_scope(actor)
-    if not scope.is_global and consortium.pk not in scope.consortium_ids:
+    managed = selectors.consortium_ids_managed_by(actor)
+    if managed is not None and consortium.pk not in managed:
         raise PermissionDenied(_("Only the office of %(name)s may change it.") % {"name": consortium.name})
 
 
@@ -340,13 +340,12 @@ def _current_membership(consortium: Consortium, institution: Institution) -> Con
 def consortium_member_leave(*, actor: Actor, member: ConsortiumMember, left_on: dt.date) -> ConsortiumMember:
     _check_consortium_office(actor, member.consortium)
     member = ConsortiumMember.objects.select_for_update().get(pk=member.pk)
-    if member.role == MemberRole.LEAD:
-        raise ValidationError(_("The lead institution cannot leave its own consortium."))
     if member.left_on is not None:
         raise ValidationError(_("This institution has already left the consortium."))
     if left_on < member.joined_on:
         raise ValidationError(_("The leaving date cannot be before the joining date."))
     member.left_on = left_on
+    _full_clean(member)
     member.save(update_fields=["left_on", "updated_at"])
     audit_record(actor=actor, action=AuditAction.UPDATE, obj=member, changes={"left_on": [None, left_on]})
     return member
@@ -450,11 +449,6 @@ def pairing_add(
     label_en: str = "",
 ) -> DepartmentPairing:
     _check_agreement_office(actor, agreement)
-    party_ids = set(agreement.parties.values_list("pk", flat=True))
-    if lead_department.institution_id not in party_ids or member_department.institution_id not in party_ids:
-        raise ValidationError(_("Both departments must belong to parties of the agreement."))
-    if lead_department.institution_id == member_department.institution_id:
-        raise ValidationError(_("A pairing links departments of two different institutions."))
     pairing = DepartmentPairing(
         agreement=agreement,
         lead_department=lead_department,
@@ -487,7 +481,7 @@ def _check_staff_scope(actor: Actor, institution: Institution, permission: Permi
         return
     selectors.require_perm(actor, permission)
     scope = selectors.user_scope(actor)
-    if scope.is_global or (institution.pk in scope.institution_ids and Role.HOSPITAL_ADMIN in scope.roles):
+    if scope.is_global or institution.pk in scope.admin_institution_ids:
         return
     if Role.CONSORTIUM_OFFICE in scope.roles:
         _check_institution_in_scope(actor, institution)
@@ -630,6 +624,13 @@ def user_set_language(*, actor: User, language: str) -> User:
     return actor
 
 
+def _check_token_owner(actor: Actor, user: User) -> None:
+    """A token acts as its user, so only that user or a system administrator may mint or revoke one."""
+    if actor is None or actor.pk == user.pk or selectors.user_scope(actor).is_global:
+        return
+    raise PermissionDenied(_("Only the user or a system administrator may manage this user's API tokens."))
+
+
 def _token_hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
@@ -637,8 +638,7 @@ def _token_hash(key: str) -> str:
 @transaction.atomic
 def api_token_create(*, actor: Actor, user: User, name: str = "") -> tuple[ApiToken, str]:
     """Create a token for ``user``; returns the row and the plain token, which is never stored."""
-    if actor is not None and actor.pk != user.pk:
-        selectors.require_perm(actor, Permission.MANAGE_USERS)
+    _check_token_owner(actor, user)
     key = "yl_" + secrets.token_urlsafe(32)
     token = ApiToken.objects.create(user=user, name=name, prefix=key[:10], key_hash=_token_hash(key))
     audit_record(actor=actor, action=AuditAction.TOKEN, obj=token, changes={"user": user.username, "name": name})
@@ -647,8 +647,7 @@ def api_token_create(*, actor: Actor, user: User, name: str = "") -> tuple[ApiTo
 
 @transaction.atomic
 def api_token_revoke(*, actor: Actor, token: ApiToken) -> ApiToken:
-    if actor is not None and actor.pk != token.user_id:
-        selectors.require_perm(actor, Permission.MANAGE_USERS)
+    _check_token_owner(actor, token.user)
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at", "updated_at"])

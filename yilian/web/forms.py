@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from django import forms
@@ -7,6 +8,10 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.utils.translation import gettext_lazy as _
 
 from yilian.core.models import AuditAction
+
+# Dates outside this range cannot be turned into time-zone-aware moments on every database.
+EARLIEST = dt.date(1900, 1, 1)
+LATEST = dt.date(9998, 12, 31)
 
 
 class LoginForm(AuthenticationForm):
@@ -38,6 +43,10 @@ class AuditFilterForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
+        for name in ("since", "until"):
+            day = data.get(name)
+            if day is not None and not (EARLIEST <= day <= LATEST):
+                self.add_error(name, _("Choose a date between 1900 and 9998."))
         if data.get("since") and data.get("until") and data["since"] > data["until"]:
             raise forms.ValidationError(_("The start date is after the end date."))
         return data

@@ -10,11 +10,12 @@ from typing import Any
 
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.core.paginator import Page, Paginator
 from django.db import DatabaseError, connection
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
+from django.urls import Resolver404
 from django.utils import timezone, translation
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
@@ -43,6 +44,13 @@ def _page(request: HttpRequest, items: Any, size: int = PAGE_SIZE) -> Page[Any]:
 def _template(request: HttpRequest, page: str, partial: str) -> str:
     """The partial for an HTMX request that targets it, else the whole page."""
     return partial if getattr(request, "htmx", False) and not request.htmx.boosted else page  # type: ignore[attr-defined]
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """Our 404: the reason when a view gave one (e.g. "No institution with code x"), else a
+    plain sentence, never the name of Django's URL resolver exception."""
+    message = "" if isinstance(exception, Resolver404) else str(exception.args[0] if exception.args else "")
+    return render(request, "404.html", {"exception": message}, status=404)
 
 
 @require_GET
@@ -112,17 +120,12 @@ def set_language(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    memberships = selectors.user_memberships(request.user)
-    consortia = list(selectors.consortium_list_visible_to(request.user)[:12])
-    own_institution_ids = {m.institution_id for m in memberships if m.institution_id}
-    own_consortia = [c for c in consortia if c.lead_institution_id in own_institution_ids]
     return render(
         request,
         "web/home.html",
         {
-            "memberships": memberships,
-            "consortia": consortia,
-            "own_consortia": own_consortia,
+            "memberships": selectors.user_memberships(request.user),
+            "consortia": list(selectors.consortium_list_visible_to(request.user)),
             "institution_count": selectors.institution_list_visible_to(request.user).count(),
             "practitioner_count": selectors.practitioner_list_visible_to(request.user).count(),
         },
@@ -319,13 +322,13 @@ def practitioner_detail(request: HttpRequest, public_id: str) -> HttpResponse:
     try:
         practitioner = selectors.access_practitioner(request.user, public_id)
     except ValidationError as exc:  # a malformed UUID
-        raise PermissionDenied(_("No such practitioner.")) from exc
+        raise Http404(_("No such practitioner.")) from exc
     return render(
         request,
         "web/practitioner_detail.html",
         {
             "practitioner": practitioner,
-            "show_private": selectors.can_see_practitioner_private(request.user, practitioner),
+            "licence_number": selectors.practitioner_licence_for(request.user, practitioner),
         },
     )
 
@@ -340,6 +343,7 @@ def search(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def audit_list(request: HttpRequest) -> HttpResponse:
+    selectors.require_perm(request.user, Permission.VIEW_AUDIT)
     form = AuditFilterForm(request.GET or None)
     filters: dict[str, Any] = {}
     if form.is_valid():

@@ -147,3 +147,19 @@ def test_concurrent_writers_keep_a_single_unbroken_chain() -> None:
     prevs = list(AuditEvent.objects.values_list("prev_hash", flat=True))
     assert len(prevs) == len(set(prevs))
     assert audit_verify().ok
+
+
+def test_reads_of_identifying_data_are_recorded_with_field_names_only(persona) -> None:
+    from yilian.core.audit import audit_pii_read
+    from yilian.registry.models import Practitioner
+
+    practitioner = Practitioner.objects.get(user__username="expert")
+    event = audit_pii_read(
+        actor=persona("hospadmin"), obj=practitioner, fields=["licence_number"], purpose="credentialing"
+    )
+    assert event.action == AuditAction.READ_PII
+    assert event.changes == {"fields": ["licence_number"], "purpose": "credentialing"}
+    assert practitioner.licence_number not in str(event.changes)
+    assert audit_verify().ok
+    with pytest.raises(ValueError, match="fields"):
+        audit_pii_read(actor=persona("hospadmin"), obj=practitioner, fields=[])

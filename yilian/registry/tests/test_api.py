@@ -168,3 +168,20 @@ def test_pagination_bounds_are_enforced(api) -> None:
     assert client.get("/api/v1/institutions", {"limit": 501}).status_code == 422
     assert client.get("/api/v1/institutions", {"offset": 10**12}).status_code == 422
     assert client.get("/api/v1/institutions", {"offset": 10_000}).json()["items"] == []
+
+
+def test_field_messages_of_malformed_requests_are_in_the_callers_language(api) -> None:
+    payload = {"code": "x", "grade": "9Z", "type": "general", "region_code": "12"}
+    zh = api("office", language="zh-hans").post("/api/v1/institutions", payload, content_type="application/json")
+    messages = " ".join(m for ms in zh.json()["errors"].values() for m in ms)
+    assert zh.status_code == 422
+    assert "该字段为必填项" in messages and "不是允许的取值" in messages and "格式不正确" in messages
+    en = api("office", language="en").post("/api/v1/institutions", payload, content_type="application/json")
+    assert "This field is required." in " ".join(m for ms in en.json()["errors"].values() for m in ms)
+
+
+def test_audit_api_times_are_bounded_and_zone_aware(api) -> None:
+    client = api("admin")
+    assert client.get("/api/v1/audit", {"since": "0001-01-01T00:00:00"}).status_code == 422
+    assert client.get("/api/v1/audit", {"since": "2020-01-01T00:00:00"}).status_code == 200  # China time
+    assert client.get("/api/v1/audit", {"since": "2020-01-01T00:00:00+08:00"}).status_code == 200

@@ -20,6 +20,8 @@ def test_healthz_reports_the_database(client: Client) -> None:
 def test_home_lists_the_users_consortia(login) -> None:
     page = login("expert").get("/").content.decode()
     assert '<a href="/institutions/zju2/">浙江大学医学院附属第二医院</a>' in page
+    assert 'href="/consortia/zju2-quzhou/"' in page
+    assert 'href="/consortia/bijie-nrmc/"' not in page
     assert "下沉专家" in page or "派驻专家" in page
 
 
@@ -33,9 +35,14 @@ def test_consortium_page_shows_members_map_and_agreements(login) -> None:
 
 
 def test_consortium_page_hides_agreements_from_doctors(login) -> None:
+    from yilian.registry.models import Agreement
+
+    title = Agreement.objects.get(code="zju1-quzhou-2017").title_zh
+    assert title in login("admin").get("/consortia/zju1-quzhou/").content.decode()
     page = login("doctor").get("/consortia/zju1-quzhou/").content.decode()
     assert "江山市人民医院" in page
-    assert 'id="agreements"' in page and "2018-05" not in page
+    assert 'id="agreements"' in page and title not in page
+    assert "合作协议仅对医院管理员" in page  # says who may see them
 
 
 def test_consortium_outside_scope_is_forbidden_with_a_message(login) -> None:
@@ -83,10 +90,10 @@ def test_practitioner_page_masks_licence_for_outsiders(login) -> None:
     assert expert.licence_number in other  # the office over zju2-quzhou
     outsider = login("coordinator").get(f"/practitioners/{expert.public_id}/").content.decode()
     assert expert.licence_number not in outsider
+    from yilian.core.models import AuditEvent
 
-
-def test_malformed_practitioner_id_is_a_4xx(login) -> None:
-    assert login("doctor").get("/practitioners/not-a-uuid/").status_code in (403, 404)
+    reads = AuditEvent.objects.filter(action="read_pii", object_id=str(expert.public_id))
+    assert sorted(reads.values_list("actor_label", flat=True)) == ["expert", "office"]
 
 
 def test_audit_page_for_admins_only(login) -> None:
@@ -111,10 +118,11 @@ def _grow_consortium(count: int) -> None:
     from decimal import Decimal
 
     from yilian.registry import services
-    from yilian.registry.models import CapabilityKind, Consortium, Discipline, Region
+    from yilian.registry.models import CapabilityKind, Consortium, Discipline, Institution, Region
 
     consortium = Consortium.objects.get(code="zju2-quzhou")
     region = Region.objects.get(code="330824")
+    qzph = Institution.objects.get(code="qzph")
     for n in range(count):
         institution = services.institution_create(
             actor=None,
@@ -143,41 +151,45 @@ def _grow_consortium(count: int) -> None:
             department=department,
             licence_number=f"9{n:014d}",
         )
+        services.practitioner_create(  # the institution page lists these
+            actor=None,
+            name_zh=f"卫生{n}",
+            title="resident_physician",
+            institution=qzph,
+            department=qzph.departments.first(),
+            licence_number=f"8{n:014d}",
+        )
 
 
-PAGES = [
-    ("/", "office"),
-    ("/consortia/", "office"),
-    ("/consortia/zju2-quzhou/", "office"),
-    ("/institutions/", "admin"),
-    ("/institutions/qzph/", "coordinator"),
-    ("/search/?q=%E5%8D%AB%E7%94%9F", "admin"),
-    ("/audit/", "admin"),
-    ("/api/v1/institutions", "commission"),
-]
+# Exact query counts per page, the same at demo size and after the data grows. Each includes
+# the session read, the user, the user's memberships and the session save of the request.
+PINNED = {
+    ("/", "office"): 10,
+    ("/consortia/", "office"): 8,
+    ("/consortia/zju2-quzhou/", "office"): 13,
+    ("/institutions/", "admin"): 9,
+    ("/institutions/qzph/", "coordinator"): 14,
+    ("/search/?q=%E5%8D%AB%E7%94%9F", "admin"): 9,
+    ("/audit/", "admin"): 8,
+    ("/api/v1/institutions", "commission"): 8,
+    ("/api/v1/practitioners?limit=50", "office"): 8,
+    ("/api/v1/consortia/zju2-quzhou", "office"): 9,
+}
 
 
-def test_query_counts_are_pinned_and_do_not_grow_with_data(login) -> None:
+def test_query_counts_are_pinned_and_do_not_grow_with_data(login, django_assert_num_queries) -> None:
     """Lists use joins, prefetches and subqueries, never a query per row."""
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
+    clients = {username: login(username) for _, username in PINNED}
 
-    clients = {username: login(username) for _, username in PAGES}
-
-    def counts() -> list[int]:
-        result = []
-        for url, username in PAGES:
+    def check() -> None:
+        for (url, username), expected in PINNED.items():
             clients[username].get(url)  # the session refresh is the same on every request after this
-            with CaptureQueriesContext(connection) as queries:
+            with django_assert_num_queries(expected):
                 assert clients[username].get(url).status_code == 200
-            result.append(len(queries))
-        return result
 
-    before = counts()
+    check()
     _grow_consortium(12)
-    after = counts()
-    assert before == after
-    assert max(after) <= 14, dict(zip([u for u, _ in PAGES], after, strict=True))
+    check()
 
 
 def test_map_labels_of_neighbouring_hospitals_do_not_overlap(login) -> None:
@@ -198,3 +210,31 @@ def test_capability_hours_are_words_not_digits(login) -> None:
     page = login("coordinator").get("/institutions/qzph/").content.decode()
     assert "周一至周五 08:00–17:30" in page
     assert "12345" not in page
+
+
+def test_audit_dates_out_of_range_are_a_form_error_not_a_crash(login) -> None:
+    admin = login("admin")
+    for params in ({"until": "9999-12-31"}, {"since": "0001-01-01"}):
+        response = admin.get("/audit/", params)
+        assert response.status_code == 200
+        assert "请选择 1900 年至 9998 年之间的日期" in response.content.decode()
+    assert login("doctor").get("/audit/", {"until": "9999-12-31"}).status_code == 403
+
+
+def test_lead_institution_is_linked_only_when_the_user_may_open_it(login) -> None:
+    page = login("commission").get("/consortia/zju2-quzhou/").content.decode()  # Hangzhou is outside Quzhou
+    assert "浙江大学医学院附属第二医院" in page
+    assert 'href="/institutions/zju2/"' not in page
+    assert 'href="/institutions/zju2/"' in login("office").get("/consortia/zju2-quzhou/").content.decode()
+
+
+def test_unknown_address_shows_a_plain_404(login) -> None:
+    response = login("doctor").get("/no/such/page/")
+    assert response.status_code == 404
+    body = response.content.decode()
+    assert "Resolver404" not in body and "页面不存在" in body
+    assert "qzph-x" in login("doctor").get("/institutions/qzph-x/").content.decode()  # the view's own reason
+
+
+def test_malformed_practitioner_id_is_404(login) -> None:
+    assert login("doctor").get("/practitioners/not-a-uuid/").status_code == 404
