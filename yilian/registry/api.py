@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from ninja import Field, Query, Router, Schema, Status
+from ninja import Field, File, Query, Router, Schema, Status, UploadedFile
 from ninja.pagination import LimitOffsetPagination, paginate
 from pydantic import field_validator
 
@@ -101,6 +101,70 @@ def institution_create(request: HttpRequest, payload: schemas.InstitutionIn) -> 
         longitude=_coordinate(payload.longitude),
     )
     return Status(201, selectors.institution_detail(institution))
+
+
+@router.post(
+    "/institutions/{code}/departments", response={201: schemas.DepartmentOut, **ERRORS}, tags=["registry: writes"]
+)
+def department_create(request: HttpRequest, code: str, payload: schemas.DepartmentIn) -> Status[Any]:
+    institution = selectors.access_institution(_user(request), code)
+    department = services.department_create(
+        actor=_user(request),
+        institution=institution,
+        discipline=payload.discipline,
+        name_zh=payload.name_zh,
+        name_en=payload.name_en,
+    )
+    return Status(201, department)
+
+
+@router.post(
+    "/institutions/{code}/capabilities", response={201: schemas.CapabilityOut, **ERRORS}, tags=["registry: writes"]
+)
+def capability_create(request: HttpRequest, code: str, payload: schemas.CapabilityIn) -> Status[Any]:
+    institution = selectors.access_institution(_user(request), code)
+    capability = services.capability_create(actor=_user(request), institution=institution, **payload.dict())
+    return Status(201, capability)
+
+
+@router.post("/consortia/{code}/members", response={201: schemas.MemberOut, **ERRORS}, tags=["registry: writes"])
+def member_add(request: HttpRequest, code: str, payload: schemas.MemberIn) -> Status[Any]:
+    user = _user(request)
+    consortium = selectors.access_consortium(user, code)
+    institution = Institution.objects.filter(code=payload.institution_code).first()
+    if institution is None:
+        raise ValidationError(
+            {"institution_code": [_("No institution with code %(code)s.") % {"code": payload.institution_code}]}
+        )
+    member = services.consortium_member_add(
+        actor=user,
+        consortium=consortium,
+        institution=institution,
+        joined_on=payload.joined_on,
+        relation=payload.relation,
+    )
+    return Status(201, member)
+
+
+@router.post(
+    "/consortia/{code}/members/{institution_code}/leave",
+    response={200: schemas.MemberOut, **ERRORS},
+    tags=["registry: writes"],
+)
+def member_leave(request: HttpRequest, code: str, institution_code: str, payload: schemas.MemberLeaveIn) -> Any:
+    user = _user(request)
+    consortium = selectors.access_consortium(user, code)
+    member = selectors.current_member(consortium, institution_code)
+    return services.consortium_member_leave(actor=user, member=member, left_on=payload.left_on)
+
+
+@router.post("/agreements/{code}/document", response={200: schemas.AgreementOut, **ERRORS}, tags=["registry: writes"])
+def agreement_document_upload(request: HttpRequest, code: str, document: File[UploadedFile]) -> Agreement:
+    user = _user(request)
+    agreement = services.agreement_document_attach(
+        actor=user, agreement=selectors.access_agreement(user, code), document=document
+    )
+    return selectors.agreement_list_visible_to(user, code=agreement.code)[0]
 
 
 def _coordinate(value: float | None) -> Decimal | None:

@@ -6,7 +6,16 @@ from decimal import Decimal
 
 from ninja import Field, Schema
 
-from yilian.registry.models import Agreement, Institution, InstitutionGrade, InstitutionType, Practitioner
+from yilian.registry.models import (
+    Agreement,
+    CapabilityKind,
+    Discipline,
+    Institution,
+    InstitutionGrade,
+    InstitutionType,
+    MemberRelation,
+    Practitioner,
+)
 
 
 class ErrorOut(Schema):
@@ -165,3 +174,30 @@ class AuditEventOut(Schema):
     object_repr: str
     changes: dict[str, object]
     row_hash: str
+
+
+class DepartmentIn(Schema):
+    discipline: Discipline
+    name_zh: str = Field("", max_length=80)
+    name_en: str = Field("", max_length=120)
+
+
+class CapabilityIn(Schema):
+    kind: CapabilityKind
+    all_hours: bool = True
+    weekdays: str = Field("1234567", pattern=r"^[1-7]{1,7}$")
+    opens_at: dt.time | None = None
+    closes_at: dt.time | None = None
+    valid_from: dt.date
+    valid_to: dt.date | None = None
+    note: str = Field("", max_length=200)
+
+
+class MemberIn(Schema):
+    institution_code: str = Field(..., min_length=1, max_length=32)
+    joined_on: dt.date
+    relation: MemberRelation = MemberRelation.VERTICAL
+
+
+class MemberLeaveIn(Schema):
+    left_on: dt.date

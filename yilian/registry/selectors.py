@@ -255,6 +255,22 @@ def consortium_members(consortium: Consortium, *, include_former: bool = False) 
     return list(qs.order_by("-role", "institution__region__code", "institution__code"))
 
 
+def current_member(consortium: Consortium, institution_code: str) -> ConsortiumMember:
+    """The current membership of an institution in a consortium, or 404."""
+    member = (
+        _current_members()
+        .select_related("institution", "consortium")
+        .filter(consortium=consortium, institution__code=institution_code)
+        .first()
+    )
+    if member is None:
+        raise Http404(
+            _("%(code)s is not a current member of %(consortium)s.")
+            % {"code": institution_code, "consortium": consortium.name}
+        )
+    return member
+
+
 def agreement_queryset_visible_to(user: AnyUser) -> QuerySet[Agreement]:
     scope = user_scope(user)
     if Permission.VIEW_AGREEMENTS not in scope.permissions:
@@ -279,10 +295,14 @@ def agreement_queryset_visible_to(user: AnyUser) -> QuerySet[Agreement]:
     return Agreement.objects.filter(q)
 
 
-def agreement_list_visible_to(user: AnyUser, *, consortium: Consortium | None = None) -> list[Agreement]:
+def agreement_list_visible_to(
+    user: AnyUser, *, consortium: Consortium | None = None, code: str = ""
+) -> list[Agreement]:
     qs = agreement_queryset_visible_to(user).select_related("consortium")
     if consortium is not None:
         qs = qs.filter(consortium=consortium)
+    if code:
+        qs = qs.filter(code=code)
     return list(
         qs.prefetch_related(
             "parties",

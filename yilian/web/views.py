@@ -258,7 +258,7 @@ def consortium_detail(request: HttpRequest, code: str) -> HttpResponse:
 def agreement_document(request: HttpRequest, code: str) -> FileResponse:
     """The signed agreement (PDF), for those who may see the agreement; the download is audited."""
     agreement = selectors.access_agreement(request.user, code)
-    if not agreement.document:
+    if not agreement.document or not agreement.document.storage.exists(agreement.document.name):
         raise Http404(_("No document is attached to this agreement."))
     services.agreement_document_read(actor=_acting_user(request), agreement=agreement)
     return FileResponse(

@@ -612,3 +612,22 @@ def test_command_reports_what_it_created_then_that_nothing_was_left() -> None:
 def test_command_refuses_a_scale_below_one() -> None:
     with pytest.raises(CommandError, match="scale"):
         call_command("seed_demo", "--scale", "0")
+
+
+@pytest.mark.django_db
+def test_demo_agreements_carry_an_openable_pdf() -> None:
+    import re
+
+    from yilian.registry.models import Agreement
+
+    agreement = Agreement.objects.get(code="zju2-qzph-2018")
+    with agreement.document.open("rb") as f:
+        content = f.read()
+    assert content.startswith(b"%PDF-1.4") and content.rstrip().endswith(b"%%EOF")
+    # the cross-reference offsets point at the objects (a reader can open the file)
+    xref_at = int(re.search(rb"startxref\n(\d+)", content).group(1))
+    assert content[xref_at:].startswith(b"xref")
+    offsets = [int(o) for o in re.findall(rb"(\d{10}) 00000 n", content)]
+    assert [content[o:].split(b" ")[0] for o in offsets] == [b"1", b"2", b"3", b"4", b"5"]
+    assert b"Second Affiliated Hospital and Quzhou People's Hospital" in content
+    assert Agreement.objects.exclude(document="").count() == Agreement.objects.count()

@@ -37,10 +37,11 @@ def test_office_attaches_a_pdf_and_the_change_is_audited(persona) -> None:
 
 
 def test_a_file_named_pdf_that_is_not_a_pdf_is_refused_in_chinese(persona) -> None:
+    before = Agreement.objects.get(code="zju2-qzph-2018").document.name
     with pytest.raises(ValidationError) as info:
         _attach(persona("office"), content=b"MZ\x90\x00 not a pdf")
     assert "不是 PDF" in " ".join(info.value.messages)
-    assert not Agreement.objects.get(code="zju2-qzph-2018").document
+    assert Agreement.objects.get(code="zju2-qzph-2018").document.name == before
 
 
 def test_other_extensions_are_refused(persona) -> None:
@@ -70,6 +71,9 @@ def test_doctors_and_outsiders_cannot_open_it(persona, login) -> None:
 
 
 def test_missing_document_is_404(login) -> None:
+    # The demo's file lives in another media directory than this test's: the row points at nothing.
+    assert login("hospadmin").get("/agreements/zju2-qzph-2018/document/").status_code == 404
+    Agreement.objects.filter(code="zju2-qzph-2018").update(document="")
     assert login("hospadmin").get("/agreements/zju2-qzph-2018/document/").status_code == 404
 
 
