@@ -625,7 +625,9 @@ def test_demo_agreements_carry_an_openable_pdf() -> None:
         content = f.read()
     assert content.startswith(b"%PDF-1.4") and content.rstrip().endswith(b"%%EOF")
     # the cross-reference offsets point at the objects (a reader can open the file)
-    xref_at = int(re.search(rb"startxref\n(\d+)", content).group(1))
+    found = re.search(rb"startxref\n(\d+)", content)
+    assert found is not None
+    xref_at = int(found.group(1))
     assert content[xref_at:].startswith(b"xref")
     offsets = [int(o) for o in re.findall(rb"(\d{10}) 00000 n", content)]
     assert [content[o:].split(b" ")[0] for o in offsets] == [b"1", b"2", b"3", b"4", b"5"]
