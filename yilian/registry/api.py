@@ -103,6 +103,15 @@ def institution_create(request: HttpRequest, payload: schemas.InstitutionIn) -> 
     return Status(201, selectors.institution_detail(institution))
 
 
+@router.patch("/institutions/{code}", response={200: schemas.InstitutionDetailOut, **ERRORS}, tags=["registry: writes"])
+def institution_update(request: HttpRequest, code: str, payload: schemas.InstitutionPatch) -> Institution:
+    user = _user(request)
+    institution = selectors.access_institution(user, code)
+    changes = payload.dict(exclude_unset=True, exclude_none=True)
+    services.institution_update(actor=user, institution=institution, changes=changes)
+    return selectors.institution_detail(institution)
+
+
 @router.post(
     "/institutions/{code}/departments", response={201: schemas.DepartmentOut, **ERRORS}, tags=["registry: writes"]
 )
@@ -156,6 +165,15 @@ def member_leave(request: HttpRequest, code: str, institution_code: str, payload
     consortium = selectors.access_consortium(user, code)
     member = selectors.current_member(consortium, institution_code)
     return services.consortium_member_leave(actor=user, member=member, left_on=payload.left_on)
+
+
+@router.post("/agreements/{code}/status", response={200: schemas.AgreementOut, **ERRORS}, tags=["registry: writes"])
+def agreement_status(request: HttpRequest, code: str, payload: schemas.AgreementStatusIn) -> Agreement:
+    user = _user(request)
+    agreement = services.agreement_set_status(
+        actor=user, agreement=selectors.access_agreement(user, code), status=payload.status
+    )
+    return selectors.agreement_list_visible_to(user, code=agreement.code)[0]
 
 
 @router.post("/agreements/{code}/document", response={200: schemas.AgreementOut, **ERRORS}, tags=["registry: writes"])

@@ -8,6 +8,7 @@ from ninja import Field, Schema
 
 from yilian.registry.models import (
     Agreement,
+    AgreementStatus,
     CapabilityKind,
     Discipline,
     Institution,
@@ -201,3 +202,20 @@ class MemberIn(Schema):
 
 class MemberLeaveIn(Schema):
     left_on: dt.date
+
+
+class InstitutionPatch(Schema):
+    """Only the fields sent are changed."""
+
+    name_zh: str | None = Field(None, min_length=2, max_length=120)
+    name_en: str | None = Field(None, max_length=160)
+    short_name: str | None = Field(None, max_length=40)
+    grade: InstitutionGrade | None = None
+    type: InstitutionType | None = None
+    address: str | None = Field(None, max_length=200)
+    phone: str | None = Field(None, max_length=40)
+    is_active: bool | None = None
+
+
+class AgreementStatusIn(Schema):
+    status: AgreementStatus

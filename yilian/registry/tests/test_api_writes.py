@@ -133,3 +133,36 @@ def test_a_duplicate_department_is_400_with_a_message(api) -> None:
     )
     assert response.status_code == 400
     assert "已经存在" in response.json()["detail"]
+
+
+def test_office_updates_a_member_institution_field_by_field(api) -> None:
+    client = api("office")
+    response = client.patch(
+        "/api/v1/institutions/khph", {"phone": "0570-6012345", "grade": "3B"}, content_type="application/json"
+    )
+    assert response.status_code == 200, response.content
+    khph = Institution.objects.get(code="khph")
+    assert (khph.phone, khph.grade, khph.name_zh) == ("0570-6012345", "3B", "开化县人民医院")
+    event = AuditEvent.objects.filter(object_repr="开化县人民医院").latest("id")
+    assert event.changes["grade"] == ["2A", "3B"]
+    assert (
+        client.patch("/api/v1/institutions/bjfph", {"phone": "1"}, content_type="application/json").status_code == 403
+    )
+
+
+def test_office_ends_an_agreement_and_the_status_change_is_audited(api) -> None:
+    client = api("office")
+    response = client.post(
+        "/api/v1/agreements/zju2-khph-2018/status", {"status": "terminated"}, content_type="application/json"
+    )
+    assert response.status_code == 200 and response.json()["status"] == "terminated"
+    event = AuditEvent.objects.latest("id")
+    assert (event.actor_label, event.changes["status"]) == ("office", ["active", "terminated"])
+    bad = client.post("/api/v1/agreements/zju2-khph-2018/status", {"status": "void"}, content_type="application/json")
+    assert bad.status_code == 422
+    assert (
+        api("hospadmin")
+        .post("/api/v1/agreements/zju2-qzph-2018/status", {"status": "terminated"}, content_type="application/json")
+        .status_code
+        == 403
+    )
