@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError
 from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext as _
 from ninja import NinjaAPI
@@ -71,6 +72,13 @@ def _forbidden(request: HttpRequest, exc: PermissionDenied) -> HttpResponse:
 def _invalid(request: HttpRequest, exc: ValidationError) -> HttpResponse:
     errors = exc.message_dict if hasattr(exc, "error_dict") else None
     return _error(request, 400, " ".join(exc.messages), errors)
+
+
+@api.exception_handler(IntegrityError)
+def _conflict(request: HttpRequest, exc: IntegrityError) -> HttpResponse:
+    # A database constraint caught what the services' checks could not see: a concurrent
+    # write of the same thing. The transaction was rolled back whole.
+    return _error(request, 409, _("Someone else changed this at the same moment. Reload and try again."))
 
 
 @api.exception_handler(NinjaValidationError)

@@ -30,6 +30,7 @@ ERRORS: dict[int, type[Schema]] = {
     401: schemas.ErrorOut,
     403: schemas.ErrorOut,
     404: schemas.ErrorOut,
+    409: schemas.ErrorOut,
     422: schemas.ErrorOut,
 }
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from django.contrib.auth import password_validation
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import models, transaction
+from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -322,7 +322,15 @@ def consortium_member_add(
         role=MemberRole.MEMBER,
     )
     _full_clean(member)
-    member.save()
+    try:
+        with transaction.atomic():
+            member.save()
+    except IntegrityError as exc:
+        # Two offices admitting the same institution at once: the partial unique index lets one win.
+        raise ValidationError(
+            _("%(institution)s is already a member of %(consortium)s.")
+            % {"institution": institution.name, "consortium": consortium.name}
+        ) from exc
     audit_record(
         actor=actor,
         action=AuditAction.CREATE,

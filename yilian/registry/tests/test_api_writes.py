@@ -166,3 +166,18 @@ def test_office_ends_an_agreement_and_the_status_change_is_audited(api) -> None:
         .status_code
         == 403
     )
+
+
+def test_a_write_that_loses_a_race_at_the_database_is_409(api, monkeypatch) -> None:
+    """When a constraint catches a concurrent duplicate that the checks could not see."""
+    from django.db import IntegrityError
+
+    def lose_the_race(**kwargs):
+        raise IntegrityError("duplicate key value violates unique constraint")
+
+    monkeypatch.setattr(services, "department_create", lose_the_race)
+    response = api("office").post(
+        "/api/v1/institutions/khph/departments", {"discipline": "urology"}, content_type="application/json"
+    )
+    assert response.status_code == 409
+    assert "同时" in response.json()["detail"]
