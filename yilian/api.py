@@ -9,11 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError
-from django.http import HttpRequest, HttpResponse
+from django.db import DataError, IntegrityError
+from django.http import Http404, HttpRequest, HttpResponse
 from django.utils.translation import gettext as _
 from ninja import NinjaAPI
-from ninja.errors import AuthenticationError
+from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 from ninja.security import APIKeyCookie, HttpBearer
 
@@ -74,6 +74,25 @@ def _invalid(request: HttpRequest, exc: ValidationError) -> HttpResponse:
     return _error(request, 400, " ".join(exc.messages), errors)
 
 
+@api.exception_handler(Http404)
+def _not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
+    return _error(request, 404, str(exc) if exc.args else _("Not found."))
+
+
+@api.exception_handler(HttpError)
+def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    # django-ninja's own 4xx (a body it cannot parse, above all) in the caller's language.
+    if exc.status_code == 400 and str(exc).startswith("Cannot parse request body"):
+        return _error(request, 400, _("The body is not valid JSON."))
+    return _error(request, exc.status_code, str(exc))
+
+
+@api.exception_handler(DataError)
+def _unstorable(request: HttpRequest, exc: DataError) -> HttpResponse:
+    # E.g. a NUL character, which PostgreSQL text columns cannot hold; nothing was written.
+    return _error(request, 400, _("The request contains characters or values that cannot be stored."))
+
+
 @api.exception_handler(IntegrityError)
 def _conflict(request: HttpRequest, exc: IntegrityError) -> HttpResponse:
     # A database constraint caught what the services' checks could not see: a concurrent
@@ -111,9 +130,22 @@ def field_message(error: dict[str, Any]) -> str:
         "uuid_type": _("Not a valid identifier."),
         "json_invalid": _("The body is not valid JSON."),
     }
+    messages["bool_parsing"] = messages["bool_type"] = _("Must be true or false.")
+    messages["string_type"] = _("Must be text.")
+    messages["model_type"] = messages["dict_type"] = _("Must be an object.")
+    messages["list_type"] = _("Must be a list.")
     for number in ("int_parsing", "int_type", "int_from_float", "float_parsing", "float_type", "decimal_parsing"):
         messages[number] = _("Must be a number.")
-    for moment in ("date_parsing", "date_from_datetime_parsing", "datetime_parsing", "datetime_from_date_parsing"):
+    for moment in (
+        "date_parsing",
+        "date_from_datetime_parsing",
+        "datetime_parsing",
+        "datetime_from_date_parsing",
+        "time_parsing",
+        "time_type",
+        "date_type",
+        "datetime_type",
+    ):
         messages[moment] = _("Not a valid date or time.")
     if kind == "value_error" and "error" in ctx:
         return str(ctx["error"])  # our own validators raise translated messages

@@ -34,15 +34,15 @@ def _secret_key() -> str:
     from_env = os.environ.get("YILIAN_SECRET_KEY")
     if from_env:
         return from_env
-    key_file = DATA_DIR / "secret_key"
-    if key_file.exists():
-        return key_file.read_text().strip()
     if not DEBUG and os.environ.get("YILIAN_DATABASE_URL"):
         from django.core.exceptions import ImproperlyConfigured
 
         raise ImproperlyConfigured(
             "Set YILIAN_SECRET_KEY (a long random string, the same on every server); see docs/operations.md."
         )
+    key_file = DATA_DIR / "secret_key"
+    if key_file.exists():
+        return key_file.read_text().strip()
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     key = secrets.token_urlsafe(50)
     key_file.write_text(key)

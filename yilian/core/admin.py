@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import QuerySet
 from django.forms import ModelForm
@@ -53,11 +54,14 @@ class AuditedAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return _has(request, Permission.USE_ADMIN) and _has(request, self.view_permission)
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
+    def may_write(self, request: HttpRequest) -> bool:
         return _has(request, Permission.USE_ADMIN) and _has(request, self.change_permission)
 
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return self.may_write(request)
+
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        if not self.has_add_permission(request):
+        if not self.may_write(request):
             return False
         return obj is None or self.can_change_object(request, obj)
 
@@ -66,6 +70,10 @@ class AuditedAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return False
 
     def save_model(self, request: HttpRequest, obj: models.Model, form: ModelForm[Any], change: bool) -> None:
+        # The write scope is judged on the row as it will be saved, not only as it was: moving a
+        # practitioner to, or creating an agreement in, someone else's consortium is refused.
+        if not self.can_change_object(request, obj):
+            raise PermissionDenied(_("This change would reach outside what you may manage."))
         super().save_model(request, obj, form, change)
         audit_record(
             actor=request.user,
@@ -75,13 +83,27 @@ class AuditedAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         )
 
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        inline = next(
+            (
+                i
+                for i in self.get_inline_instances(request)
+                if isinstance(i, AuditedInline) and i.model is formset.model
+            ),
+            None,
+        )
+        new_rows = {id(row) for row in formset.forms if row.instance.pk is None}
+        for row in formset.forms:
+            if row.has_changed() and inline is not None and row.is_valid():
+                inline.check_row(request, row.save(commit=False))
         super().save_formset(request, form, formset, change)
-        for obj in formset.new_objects:
-            audit_record(actor=request.user, action=AuditAction.CREATE, obj=obj, changes={"via": "admin"})
-        for obj, fields in formset.changed_objects:
-            audit_record(
-                actor=request.user, action=AuditAction.UPDATE, obj=obj, changes={"via": "admin", "fields": fields}
-            )
+        for row in formset.forms:
+            if row.has_changed() and row.instance.pk is not None:
+                audit_record(
+                    actor=request.user,
+                    action=AuditAction.CREATE if id(row) in new_rows else AuditAction.UPDATE,
+                    obj=row.instance,
+                    changes={"via": "admin", **form_changes(row)},
+                )
 
 
 class AuditedInline(admin.TabularInline):  # type: ignore[type-arg]
@@ -99,6 +121,9 @@ class AuditedInline(admin.TabularInline):  # type: ignore[type-arg]
         if obj is not None and isinstance(parent_admin, AuditedAdmin):
             return parent_admin.can_change_object(request, obj)
         return True
+
+    def check_row(self, request: HttpRequest, row: Any) -> None:
+        """Refuse (PermissionDenied) a new or changed row this user may not write; subclasses add rules."""
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return _has(request, Permission.USE_ADMIN)

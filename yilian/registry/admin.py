@@ -1,7 +1,8 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
+from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db import transaction
@@ -13,9 +14,10 @@ from yilian.core.admin import REDACTED, AuditedAdmin, AuditedInline
 from yilian.core.audit import audit_record
 from yilian.core.models import AuditAction
 from yilian.core.permissions import Permission
-from yilian.registry import selectors
+from yilian.registry import selectors, services
 from yilian.registry.models import (
     Agreement,
+    AgreementStatus,
     ApiToken,
     Capability,
     Consortium,
@@ -28,6 +30,35 @@ from yilian.registry.models import (
     Region,
     User,
 )
+
+
+class SystemAdminOnly:
+    """Accounts, roles and tokens: only system administrators, whatever else a user holds
+    (permissions of several roles must not combine into the power to grant roles)."""
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return selectors.user_scope(request.user).is_global
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return selectors.user_scope(request.user).is_global
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return selectors.user_scope(request.user).is_global
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return selectors.user_scope(request.user).is_global
+
+
+class AgreementForm(forms.ModelForm):  # type: ignore[type-arg]
+    def clean_status(self) -> str:
+        new = str(self.cleaned_data["status"])
+        old = self.instance.status if self.instance.pk else None
+        if old is not None and old != new and new not in services.AGREEMENT_TRANSITIONS[AgreementStatus(old)]:
+            raise forms.ValidationError(
+                _("An agreement that is %(old)s cannot become %(new)s; sign a new agreement instead.")
+                % {"old": AgreementStatus(old).label, "new": AgreementStatus(new).label}
+            )
+        return new
 
 
 class DepartmentInline(AuditedInline):
@@ -49,7 +80,7 @@ class RegionAdmin(AuditedAdmin):
     list_filter = ["level"]
     change_permission = Permission.MANAGE_INSTITUTIONS
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
+    def may_write(self, request: HttpRequest) -> bool:
         # Administrative divisions are national data: only system administrators edit them.
         return selectors.user_scope(request.user).is_global
 
@@ -67,12 +98,20 @@ class InstitutionAdmin(AuditedAdmin):
         return selectors.institution_queryset_visible_to(request.user).select_related("region")
 
     def can_change_object(self, request: HttpRequest, obj: Any) -> bool:
+        if obj.pk is None:  # the office registers new partners
+            return True
         return selectors.institution_queryset_managed_by(request.user).filter(pk=obj.pk).exists()
 
 
 class MemberInline(AuditedInline):
     model = ConsortiumMember
     change_permission = Permission.MANAGE_CONSORTIA
+    readonly_fields = ["role"]  # the lead is set when the consortium is created
+
+    def check_row(self, request: HttpRequest, row: Any) -> None:
+        if row.pk is None:
+            services.check_admission(cast(User, request.user), row.institution)
+
     fields = ["institution", "role", "relation", "joined_on", "left_on"]
     autocomplete_fields = ["institution"]
 
@@ -91,17 +130,25 @@ class ConsortiumAdmin(AuditedAdmin):
 
     def can_change_object(self, request: HttpRequest, obj: Any) -> bool:
         managed = selectors.consortium_ids_managed_by(request.user)
-        return managed is None or obj.pk in managed
+        return managed is None or (obj.pk is not None and obj.pk in managed)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return selectors.user_scope(request.user).is_global  # consortia are founded by the platform
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [] if selectors.user_scope(request.user).is_global else ["lead_institution", "code"]
 
 
 class PairingInline(AuditedInline):
     model = DepartmentPairing
     change_permission = Permission.MANAGE_CONSORTIA
+    raw_id_fields = ["lead_department", "member_department"]  # never list every department in the country
     fields = ["kind", "lead_department", "member_department", "label_zh", "label_en"]
 
 
 @admin.register(Agreement)
 class AgreementAdmin(AuditedAdmin):
+    form = AgreementForm
     list_display = ["code", "title_zh", "consortium", "signed_on", "valid_from", "valid_to", "status"]
     list_filter = ["status"]
     search_fields = ["code", "title_zh", "title_en"]
@@ -122,7 +169,7 @@ class AgreementAdmin(AuditedAdmin):
 class PractitionerAdmin(AuditedAdmin):
     list_display = ["name_zh", "name_en", "title", "institution", "department", "is_active"]
     list_filter = ["title", "is_active"]
-    search_fields = ["name_zh", "name_en", "licence_number"]
+    search_fields = ["name_zh", "name_en"]
     autocomplete_fields = ["institution", "user"]
     change_permission = Permission.MANAGE_PRACTITIONERS
 
@@ -130,6 +177,11 @@ class PractitionerAdmin(AuditedAdmin):
         return Practitioner.objects.filter(
             institution__in=selectors.institution_queryset_visible_to(request.user)
         ).select_related("institution", "department")
+
+    def get_exclude(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        # Licence numbers are entered once; afterwards they are shown, with an audit row, only
+        # on the practitioner page to those entitled to them.
+        return [] if obj is None else ["licence_number"]
 
     def can_change_object(self, request: HttpRequest, obj: Any) -> bool:
         scope = selectors.user_scope(request.user)
@@ -146,7 +198,7 @@ class MembershipInline(AuditedInline):
 
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin[User], AuditedAdmin):
+class UserAdmin(SystemAdminOnly, DjangoUserAdmin[User], AuditedAdmin):
     list_display = ["username", "display_name", "email", "is_active", "last_login"]
     search_fields = ["username", "display_name", "email"]
     inlines = [MembershipInline]
@@ -190,7 +242,7 @@ class UserAdmin(DjangoUserAdmin[User], AuditedAdmin):
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(AuditedAdmin):
+class ApiTokenAdmin(SystemAdminOnly, AuditedAdmin):
     list_display = ["prefix", "user", "name", "created_at", "last_used_at", "revoked_at"]
     readonly_fields = ["prefix", "key_hash", "last_used_at"]
     change_permission = Permission.MANAGE_USERS

@@ -140,10 +140,12 @@ class Institution(BaseModel, Named):
             models.CheckConstraint(
                 condition=Q(latitude__isnull=True) | Q(latitude__gte=-90, latitude__lte=90),
                 name="institution_latitude_range",
+                violation_error_message=_("Latitude must be between -90 and 90."),
             ),
             models.CheckConstraint(
                 condition=Q(longitude__isnull=True) | Q(longitude__gte=-180, longitude__lte=180),
                 name="institution_longitude_range",
+                violation_error_message=_("Longitude must be between -180 and 180."),
             ),
         ]
 
@@ -203,7 +205,9 @@ class Department(BaseModel):
         verbose_name_plural = _("departments")
         constraints = [
             models.UniqueConstraint(
-                fields=["institution", "discipline", "name_zh"], name="department_unique_per_institution"
+                fields=["institution", "discipline", "name_zh"],
+                name="department_unique_per_institution",
+                violation_error_message=_("This institution already has a department of this discipline and name."),
             )
         ]
 
@@ -263,12 +267,18 @@ class Capability(BaseModel):
             models.CheckConstraint(
                 condition=Q(all_hours=True) | (Q(opens_at__isnull=False) & Q(closes_at__isnull=False)),
                 name="capability_hours_when_not_24_7",
+                violation_error_message=_("A capability that is not 24/7 needs opening and closing times."),
             ),
             models.CheckConstraint(
                 condition=Q(valid_to__isnull=True) | Q(valid_to__gte=models.F("valid_from")),
                 name="capability_valid_range",
+                violation_error_message=_("The end of validity cannot be before its start."),
             ),
-            models.UniqueConstraint(fields=["institution", "kind", "valid_from"], name="capability_unique_period"),
+            models.UniqueConstraint(
+                fields=["institution", "kind", "valid_from"],
+                name="capability_unique_period",
+                violation_error_message=_("This capability is already recorded from that date."),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -284,7 +294,10 @@ class Capability(BaseModel):
         if str(local.isoweekday()) not in self.weekdays:
             return False
         assert self.opens_at is not None and self.closes_at is not None
-        return self.opens_at <= local.time() < self.closes_at
+        now = local.time()
+        if self.closes_at <= self.opens_at:  # overnight, e.g. a night clinic 18:00-08:00
+            return now >= self.opens_at or now < self.closes_at
+        return self.opens_at <= now < self.closes_at
 
     def hours_display(self) -> str:
         """E.g. "24/7", "周一至周五 08:00–17:30" / "Mon–Fri 08:00–17:30"."""
@@ -383,10 +396,18 @@ class ConsortiumMember(BaseModel):
                 fields=["consortium", "institution"],
                 condition=Q(left_on__isnull=True),
                 name="consortium_member_once_while_active",
+                violation_error_message=_("This institution is already a member of the consortium."),
+            ),
+            models.UniqueConstraint(
+                fields=["consortium"],
+                condition=Q(role="lead"),
+                name="consortium_one_lead",
+                violation_error_message=_("A consortium has exactly one lead institution."),
             ),
             models.CheckConstraint(
                 condition=Q(left_on__isnull=True) | Q(left_on__gte=models.F("joined_on")),
                 name="consortium_member_dates",
+                violation_error_message=_("The leaving date cannot be before the joining date."),
             ),
         ]
 
@@ -445,6 +466,7 @@ class Agreement(BaseModel):
             models.CheckConstraint(
                 condition=Q(valid_to__isnull=True) | Q(valid_to__gte=models.F("valid_from")),
                 name="agreement_valid_range",
+                violation_error_message=_("The end of validity cannot be before its start."),
             )
         ]
 
@@ -494,11 +516,14 @@ class DepartmentPairing(BaseModel):
         verbose_name_plural = _("department pairings")
         constraints = [
             models.UniqueConstraint(
-                fields=["agreement", "lead_department", "member_department"], name="pairing_unique"
+                fields=["agreement", "lead_department", "member_department"],
+                name="pairing_unique",
+                violation_error_message=_("These two departments are already paired under this agreement."),
             ),
             models.CheckConstraint(
                 condition=~Q(lead_department=models.F("member_department")),
                 name="pairing_distinct_departments",
+                violation_error_message=_("A pairing links departments of two different institutions."),
             ),
         ]
 
@@ -625,14 +650,17 @@ class Membership(BaseModel):
             models.CheckConstraint(
                 condition=~Q(role=Role.COMMISSION_VIEWER) | Q(region__isnull=False),
                 name="membership_commission_needs_region",
+                violation_error_message=_("A health-commission viewer needs a region."),
             ),
             models.CheckConstraint(
                 condition=~Q(role=Role.CONSORTIUM_OFFICE) | Q(consortium__isnull=False),
                 name="membership_office_needs_consortium",
+                violation_error_message=_("A consortium-office role needs a consortium."),
             ),
             models.CheckConstraint(
                 condition=Q(role__in=[Role.COMMISSION_VIEWER, Role.SYSTEM_ADMIN]) | Q(institution__isnull=False),
                 name="membership_institution_roles_need_institution",
+                violation_error_message=_("This role needs an institution."),
             ),
         ]
 

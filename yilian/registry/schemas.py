@@ -4,7 +4,9 @@ import datetime as dt
 import uuid
 from decimal import Decimal
 
+from django.utils.translation import gettext
 from ninja import Field, Schema
+from pydantic import ConfigDict, field_validator
 
 from yilian.registry.models import (
     Agreement,
@@ -17,6 +19,18 @@ from yilian.registry.models import (
     MemberRelation,
     Practitioner,
 )
+
+
+class In(Schema):
+    """Request bodies: surrounding whitespace is dropped, so "  " is as empty as ""."""
+
+    model_config = ConfigDict(str_strip_whitespace=True)
+
+
+def _plausible(day: dt.date | None) -> dt.date | None:
+    if day is not None and not dt.date(1900, 1, 1) <= day <= dt.date(2100, 12, 31):
+        raise ValueError(gettext("Choose a date between 1900 and 2100."))
+    return day
 
 
 class ErrorOut(Schema):
@@ -73,7 +87,7 @@ class InstitutionDetailOut(InstitutionOut):
         return [m.consortium.code for m in obj.memberships.all()]
 
 
-class InstitutionIn(Schema):
+class InstitutionIn(In):
     code: str = Field(..., min_length=2, max_length=32, pattern=r"^[a-z0-9][a-z0-9-]*$")
     name_zh: str = Field(..., min_length=2, max_length=120)
     name_en: str = Field("", max_length=160)
@@ -177,13 +191,13 @@ class AuditEventOut(Schema):
     row_hash: str
 
 
-class DepartmentIn(Schema):
+class DepartmentIn(In):
     discipline: Discipline
     name_zh: str = Field("", max_length=80)
     name_en: str = Field("", max_length=120)
 
 
-class CapabilityIn(Schema):
+class CapabilityIn(In):
     kind: CapabilityKind
     all_hours: bool = True
     weekdays: str = Field("1234567", pattern=r"^[1-7]{1,7}$")
@@ -193,18 +207,24 @@ class CapabilityIn(Schema):
     valid_to: dt.date | None = None
     note: str = Field("", max_length=200)
 
+    _dates = field_validator("valid_from", "valid_to")(_plausible)
 
-class MemberIn(Schema):
+
+class MemberIn(In):
     institution_code: str = Field(..., min_length=1, max_length=32)
     joined_on: dt.date
     relation: MemberRelation = MemberRelation.VERTICAL
 
+    _dates = field_validator("joined_on")(_plausible)
 
-class MemberLeaveIn(Schema):
+
+class MemberLeaveIn(In):
     left_on: dt.date
 
+    _dates = field_validator("left_on")(_plausible)
 
-class InstitutionPatch(Schema):
+
+class InstitutionPatch(In):
     """Only the fields sent are changed."""
 
     name_zh: str | None = Field(None, min_length=2, max_length=120)
@@ -217,5 +237,5 @@ class InstitutionPatch(Schema):
     is_active: bool | None = None
 
 
-class AgreementStatusIn(Schema):
+class AgreementStatusIn(In):
     status: AgreementStatus

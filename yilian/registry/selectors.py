@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import Count, F, Prefetch, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -55,6 +55,12 @@ class Scope:
     consortium_ids: frozenset[int] = frozenset()
     region_prefixes: tuple[str, ...] = ()
     permissions: frozenset[Permission] = field(default_factory=frozenset)
+    # (role, institution id) of each membership: a permission reaches only the institutions
+    # of the roles that carry it.
+    roles_at: tuple[tuple[Role, int], ...] = ()
+
+    def institution_ids_with(self, permission: Permission) -> frozenset[int]:
+        return frozenset(i for role, i in self.roles_at if permission in ROLE_PERMISSIONS[role])
 
 
 _EMPTY = Scope(roles=frozenset())
@@ -83,6 +89,7 @@ def user_scope(user: AnyUser) -> Scope:
         consortium_ids=frozenset(
             m.consortium_id for m in memberships if m.role == Role.CONSORTIUM_OFFICE and m.consortium_id is not None
         ),
+        roles_at=tuple((Role(m.role), m.institution_id) for m in memberships if m.institution_id is not None),
         region_prefixes=tuple(
             m.region.code_prefix() for m in memberships if m.role == Role.COMMISSION_VIEWER and m.region
         ),
@@ -261,6 +268,7 @@ def current_member(consortium: Consortium, institution_code: str) -> ConsortiumM
         _current_members()
         .select_related("institution", "consortium")
         .filter(consortium=consortium, institution__code=institution_code)
+        .order_by(F("left_on").asc(nulls_first=True))
         .first()
     )
     if member is None:
@@ -278,12 +286,9 @@ def agreement_queryset_visible_to(user: AnyUser) -> QuerySet[Agreement]:
     if scope.is_global:
         return Agreement.objects.all()
     q = Q(pk__in=[])
-    if scope.institution_ids:
-        q |= Q(
-            pk__in=Agreement.parties.through.objects.filter(institution_id__in=scope.institution_ids).values(
-                "agreement_id"
-            )
-        )
+    party_ids = scope.institution_ids_with(Permission.VIEW_AGREEMENTS)
+    if party_ids:
+        q |= Q(pk__in=Agreement.parties.through.objects.filter(institution_id__in=party_ids).values("agreement_id"))
     if scope.consortium_ids:
         q |= Q(consortium_id__in=scope.consortium_ids)
     for prefix in scope.region_prefixes:

@@ -21,6 +21,7 @@ from typing import Any
 from django.contrib.auth import password_validation
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, models, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -65,6 +66,11 @@ def _check_institution_in_scope(actor: Actor, institution: Institution) -> None:
         return
     if not selectors.institution_queryset_managed_by(actor).filter(pk=institution.pk).exists():
         raise PermissionDenied(_("Institution %(code)s is outside what you may change.") % {"code": institution.code})
+
+
+def _check_system_admin(actor: Actor) -> None:
+    if actor is not None and not selectors.user_scope(actor).is_global:
+        raise PermissionDenied(_("Only a system administrator may do this."))
 
 
 def _full_clean(obj: models.Model, exclude: list[str] | None = None) -> None:
@@ -296,7 +302,8 @@ def _check_agreement_office(actor: Actor, agreement: Agreement) -> None:
     if agreement.consortium is not None:
         _check_consortium_office(actor, agreement.consortium)
     else:
-        _check(actor, Permission.MANAGE_CONSORTIA)
+        # An agreement outside every consortium belongs to no office.
+        _check_system_admin(actor)
 
 
 @transaction.atomic
@@ -309,7 +316,8 @@ def consortium_member_add(
     relation: str = MemberRelation.VERTICAL,
 ) -> ConsortiumMember:
     _check_consortium_office(actor, consortium)
-    if _current_membership(consortium, institution) is not None:
+    check_admission(actor, institution)
+    if _current_membership(consortium, institution, on=joined_on) is not None:
         raise ValidationError(
             _("%(institution)s is already a member of %(consortium)s.")
             % {"institution": institution.name, "consortium": consortium.name}
@@ -340,8 +348,30 @@ def consortium_member_add(
     return member
 
 
-def _current_membership(consortium: Consortium, institution: Institution) -> ConsortiumMember | None:
-    return ConsortiumMember.objects.filter(consortium=consortium, institution=institution, left_on__isnull=True).first()
+def check_admission(actor: Actor, institution: Institution) -> None:
+    """Admitting an institution gives the office write rights over it, so an office may admit
+    only partners it already works with, or a newly registered institution in no consortium."""
+    if actor is None or selectors.user_scope(actor).is_global:
+        return
+    known = selectors.institution_queryset_visible_to(actor).filter(pk=institution.pk).exists()
+    unaffiliated = not ConsortiumMember.objects.filter(institution=institution, left_on__isnull=True).exists()
+    if not (known or unaffiliated):
+        raise PermissionDenied(
+            _("%(code)s belongs to consortia outside yours; a system administrator can admit it.")
+            % {"code": institution.code}
+        )
+
+
+def _current_membership(
+    consortium: Consortium, institution: Institution, on: dt.date | None = None
+) -> ConsortiumMember | None:
+    """A membership that has not ended by ``on`` (today by default)."""
+    day = on or timezone.localdate()
+    return (
+        ConsortiumMember.objects.filter(consortium=consortium, institution=institution)
+        .filter(Q(left_on__isnull=True) | Q(left_on__gte=day))
+        .first()
+    )
 
 
 @transaction.atomic
@@ -378,7 +408,7 @@ def agreement_create(
     if consortium is not None:
         _check_consortium_office(actor, consortium)
     else:
-        _check(actor, Permission.MANAGE_CONSORTIA)
+        _check_system_admin(actor)
     if len({p.pk for p in parties}) < 2:
         raise ValidationError(_("An agreement needs at least two parties."))
     agreement = Agreement(
@@ -433,11 +463,26 @@ def agreement_document_read(*, actor: User, agreement: Agreement) -> None:
         )
 
 
+# An agreement is drafted, comes into force, and ends by expiry or termination; an ended
+# agreement is not revived (a renewal is a new agreement with its own signing date).
+AGREEMENT_TRANSITIONS: dict[AgreementStatus, frozenset[AgreementStatus]] = {
+    AgreementStatus.DRAFT: frozenset({AgreementStatus.ACTIVE, AgreementStatus.TERMINATED}),
+    AgreementStatus.ACTIVE: frozenset({AgreementStatus.EXPIRED, AgreementStatus.TERMINATED}),
+    AgreementStatus.EXPIRED: frozenset(),
+    AgreementStatus.TERMINATED: frozenset(),
+}
+
+
 @transaction.atomic
 def agreement_set_status(*, actor: Actor, agreement: Agreement, status: AgreementStatus) -> Agreement:
     agreement = Agreement.objects.select_for_update().get(pk=agreement.pk)
     _check_agreement_office(actor, agreement)
     old = agreement.status
+    if old != status and status not in AGREEMENT_TRANSITIONS[AgreementStatus(old)]:
+        raise ValidationError(
+            _("An agreement that is %(old)s cannot become %(new)s; sign a new agreement instead.")
+            % {"old": AgreementStatus(old).label, "new": AgreementStatus(status).label}
+        )
     if old != status:
         agreement.status = status
         agreement.save(update_fields=["status", "updated_at"])

@@ -305,6 +305,12 @@ def institution_detail(request: HttpRequest, code: str) -> HttpResponse:
     practitioners = selectors.practitioner_list_visible_to(request.user, institution=institution)
     now = timezone.now()
     capabilities = [(c, c.is_available_at(now)) for c in institution.capabilities.all()]
+    memberships = list(institution.memberships.all())
+    openable = set(
+        selectors.consortium_queryset_visible_to(request.user)
+        .filter(pk__in=[m.consortium_id for m in memberships])
+        .values_list("pk", flat=True)
+    )
     return render(
         request,
         "web/institution_detail.html",
@@ -312,7 +318,8 @@ def institution_detail(request: HttpRequest, code: str) -> HttpResponse:
             "institution": institution,
             "capabilities": capabilities,
             "practitioners": _page(request, practitioners),
-            "memberships": list(institution.memberships.all()),
+            "memberships": memberships,
+            "openable_consortium_ids": openable,
         },
     )
 

@@ -148,3 +148,108 @@ def test_office_edits_departments_inline_and_each_row_is_audited(login) -> None:
     event = AuditEvent.objects.filter(object_type="registry.department").latest("id")
     assert (event.actor_label, event.action, event.changes["via"]) == ("office", "create", "admin")
     assert qzph.departments.filter(discipline="ophthalmology").exists()
+
+
+def test_office_cannot_add_a_practitioner_outside_its_consortium(login) -> None:
+    from yilian.registry.models import Institution, Practitioner
+
+    bjfph = Institution.objects.get(code="bjfph")
+    response = login("office").post(
+        "/admin/registry/practitioner/add/",
+        {
+            "name_zh": "冒名",
+            "title": "attending_physician",
+            "institution": bjfph.pk,
+            "licence_number": "520000000000999",
+        },
+    )
+    assert response.status_code == 403
+    assert not Practitioner.objects.filter(licence_number="520000000000999").exists()
+
+
+def test_office_cannot_create_an_agreement_in_another_consortium(login) -> None:
+    from yilian.registry.models import Agreement, Consortium, Institution
+
+    response = login("office").post(
+        "/admin/registry/agreement/add/",
+        {
+            "code": "evil-2026",
+            "consortium": Consortium.objects.get(code="zju1-quzhou").pk,
+            "title_zh": "越权协议",
+            "parties": [Institution.objects.get(code="zju1").pk, Institution.objects.get(code="csph").pk],
+            "signed_on": "2026-01-01",
+            "valid_from": "2026-01-01",
+            "status": "active",
+            "pairings-TOTAL_FORMS": "0",
+            "pairings-INITIAL_FORMS": "0",
+        },
+    )
+    assert response.status_code == 403
+    assert not Agreement.objects.filter(code="evil-2026").exists()
+
+
+def test_office_cannot_move_the_lead_or_found_consortia(login) -> None:
+    from yilian.registry.models import Consortium
+
+    client = login("office")
+    consortium = Consortium.objects.get(code="zju2-quzhou")
+    page = client.get(f"/admin/registry/consortium/{consortium.pk}/change/").content.decode()
+    assert 'name="lead_institution"' not in page  # shown, not editable
+    assert 'name="members-0-role"' not in page
+    assert client.get("/admin/registry/consortium/add/").status_code == 403
+
+
+def test_pairing_rows_pick_departments_by_id_not_from_a_national_list(login) -> None:
+    from yilian.registry.models import Agreement
+
+    agreement = Agreement.objects.get(code="zju2-qzph-2018")
+    page = login("office").get(f"/admin/registry/agreement/{agreement.pk}/change/").content.decode()
+    assert page.count("<option") < 60
+
+
+def test_licence_numbers_are_not_shown_or_searchable_in_the_admin(login) -> None:
+    from yilian.registry.models import Practitioner
+
+    expert = Practitioner.objects.get(user__username="expert")
+    client = login("admin")
+    assert expert.licence_number not in client.get(f"/admin/registry/practitioner/{expert.pk}/change/").content.decode()
+    found = client.get("/admin/registry/practitioner/", {"q": expert.licence_number}).content.decode()
+    assert expert.name_zh not in found
+
+
+def test_accounts_and_roles_are_for_system_administrators_only(persona, login) -> None:
+    """Even a user whose roles together hold admin-site access and user management."""
+    from yilian.core.permissions import Role
+    from yilian.registry import services
+    from yilian.registry.models import Consortium
+
+    services.membership_grant(
+        actor=None,
+        user=persona("hospadmin"),
+        role=Role.CONSORTIUM_OFFICE,
+        consortium=Consortium.objects.get(code="kaihua-ccm"),
+    )
+    client = login("hospadmin")
+    assert client.get("/admin/registry/user/").status_code == 403
+    assert client.get("/admin/registry/apitoken/").status_code == 403
+    assert login("admin").get("/admin/registry/user/").status_code == 200
+
+
+def test_ended_agreements_are_not_revived_in_the_admin(login) -> None:
+    from yilian.registry.models import Agreement
+
+    expired = Agreement.objects.filter(status="expired").first()
+    assert expired is not None
+    client = login("admin")
+    response = client.get(f"/admin/registry/agreement/{expired.pk}/change/")
+    form = response.context["adminform"].form
+    data = {k: v for k, v in form.initial.items() if k in form.fields and v is not None}
+    data["parties"] = [p.pk for p in expired.parties.all()]
+    data["status"] = "active"
+    data.update({"pairings-TOTAL_FORMS": "0", "pairings-INITIAL_FORMS": "0"})
+    data.pop("document", None)
+    response = client.post(f"/admin/registry/agreement/{expired.pk}/change/", data)
+    assert response.status_code == 200
+    assert "不能变为" in response.content.decode()
+    expired.refresh_from_db()
+    assert expired.status == "expired"

@@ -69,23 +69,68 @@ def test_a_doctor_cannot_change_the_registry(api) -> None:
 
 def test_office_admits_a_member_and_records_its_leaving(api) -> None:
     client = api("office")
+    registered = client.post(
+        "/api/v1/institutions",
+        {
+            "code": "kh-new",
+            "name_zh": "开化县马金镇中心卫生院",
+            "grade": "primary",
+            "type": "primary_care",
+            "region_code": "330824",
+        },
+        content_type="application/json",
+    )
+    assert registered.status_code == 201
     response = client.post(
         "/api/v1/consortia/zju2-quzhou/members",
-        {"institution_code": "lyph", "joined_on": "2025-03-01"},
+        {"institution_code": "kh-new", "joined_on": "2025-03-01"},
         content_type="application/json",
     )
     assert response.status_code == 201, response.content
     again = client.post(
         "/api/v1/consortia/zju2-quzhou/members",
-        {"institution_code": "lyph", "joined_on": "2025-04-01"},
+        {"institution_code": "kh-new", "joined_on": "2025-04-01"},
         content_type="application/json",
     )
     assert again.status_code == 400 and "已是" in again.json()["detail"]
     response = client.post(
-        "/api/v1/consortia/zju2-quzhou/members/lyph/leave", {"left_on": "2026-01-31"}, content_type="application/json"
+        "/api/v1/consortia/zju2-quzhou/members/kh-new/leave", {"left_on": "2026-01-31"}, content_type="application/json"
     )
     assert response.status_code == 200 and response.json()["left_on"] == "2026-01-31"
-    assert ConsortiumMember.objects.get(consortium__code="zju2-quzhou", institution__code="lyph").left_on
+    assert ConsortiumMember.objects.get(consortium__code="zju2-quzhou", institution__code="kh-new").left_on
+
+
+def test_an_office_cannot_take_over_another_consortiums_member_by_admitting_it(api) -> None:
+    """Admission grants write rights, so hospitals of other consortia need a system administrator."""
+    response = api("office").post(
+        "/api/v1/consortia/zju2-quzhou/members",
+        {"institution_code": "bjfph", "joined_on": "2025-03-01"},
+        content_type="application/json",
+    )
+    assert response.status_code == 403
+    assert (
+        api("office").patch("/api/v1/institutions/bjfph", {"phone": "1"}, content_type="application/json").status_code
+        == 403
+    )
+    admitted = api("admin").post(
+        "/api/v1/consortia/zju2-quzhou/members",
+        {"institution_code": "bjfph", "joined_on": "2025-03-01"},
+        content_type="application/json",
+    )
+    assert admitted.status_code == 201
+
+
+def test_readmission_before_leaving_is_refused(api) -> None:
+    client = api("office")
+    client.post(
+        "/api/v1/consortia/zju2-quzhou/members/khph/leave", {"left_on": "2099-12-31"}, content_type="application/json"
+    )
+    again = client.post(
+        "/api/v1/consortia/zju2-quzhou/members",
+        {"institution_code": "khph", "joined_on": "2030-01-01"},
+        content_type="application/json",
+    )
+    assert again.status_code == 400
 
 
 def test_leaving_rules_answer_4xx(api) -> None:
@@ -132,7 +177,7 @@ def test_a_duplicate_department_is_400_with_a_message(api) -> None:
         content_type="application/json",
     )
     assert response.status_code == 400
-    assert "已经存在" in response.json()["detail"]
+    assert "已有同一学科" in response.json()["detail"]
 
 
 def test_office_updates_a_member_institution_field_by_field(api) -> None:
@@ -181,3 +226,55 @@ def test_a_write_that_loses_a_race_at_the_database_is_409(api, monkeypatch) -> N
     )
     assert response.status_code == 409
     assert "同时" in response.json()["detail"]
+
+
+def test_odd_input_gets_4xx_in_the_callers_language(api) -> None:
+    client = api("office")
+    nul = client.post(
+        "/api/v1/institutions/khph/departments",
+        {"discipline": "urology", "name_zh": "泌尿\u0000外科"},
+        content_type="application/json",
+    )
+    assert nul.status_code in (201, 400)  # SQLite stores NUL; PostgreSQL cannot, and says so
+    if nul.status_code == 400:
+        assert "无法保存" in nul.json()["detail"]
+    bad_json = client.post("/api/v1/institutions/khph/departments", "{not json", content_type="application/json")
+    assert bad_json.status_code == 400 and bad_json.json()["detail"] == "请求体不是有效的 JSON。"
+    blank = client.patch("/api/v1/institutions/khph", {"name_zh": "   "}, content_type="application/json")
+    assert blank.status_code == 422
+    ancient = client.post(
+        "/api/v1/consortia/zju2-quzhou/members/khph/leave", {"left_on": "0001-01-01"}, content_type="application/json"
+    )
+    assert ancient.status_code == 422 and "1900" in str(ancient.json()["errors"])
+    missing = client.get("/api/v1/consortia/zju2-quzhou/members/nope/leave")
+    assert missing.status_code in (404, 405)
+    gone = client.post(
+        "/api/v1/consortia/zju2-quzhou/members/csph/leave", {"left_on": "2026-01-31"}, content_type="application/json"
+    )
+    assert gone.status_code == 404 and "csph" in gone.json()["detail"] and "成员单位" in gone.json()["detail"]
+
+
+def test_constraint_messages_do_not_name_database_constraints(api) -> None:
+    response = api("office").post(
+        "/api/v1/institutions/khph/capabilities",
+        {"kind": "ct", "valid_from": "2026-01-01", "valid_to": "2025-01-01"},
+        content_type="application/json",
+    )
+    assert response.status_code == 400
+    assert "capability_valid_range" not in response.content.decode()
+    assert "有效期" in response.json()["detail"]
+
+
+def test_overnight_service_hours_are_available_at_night() -> None:
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from yilian.registry.models import Capability
+
+    night = Capability(
+        all_hours=False, weekdays="1234567", opens_at=dt.time(18), closes_at=dt.time(8), valid_from=dt.date(2020, 1, 1)
+    )
+    tz = ZoneInfo("Asia/Shanghai")
+    assert night.is_available_at(dt.datetime(2026, 11, 23, 23, 0, tzinfo=tz))
+    assert night.is_available_at(dt.datetime(2026, 11, 23, 7, 0, tzinfo=tz))
+    assert not night.is_available_at(dt.datetime(2026, 11, 23, 12, 0, tzinfo=tz))

@@ -11,7 +11,7 @@ from django.db import connections
 
 from yilian.demo.seed import seed_demo
 from yilian.registry import services
-from yilian.registry.models import Consortium, ConsortiumMember, Institution, User
+from yilian.registry.models import Consortium, ConsortiumMember, Region, User
 
 
 @pytest.mark.django_db(transaction=True)
@@ -19,7 +19,14 @@ def test_two_offices_admitting_the_same_institution_at_once_make_one_member() ->
     seed_demo()  # transactional tests start from an emptied database
     office = User.objects.get(username="office")
     consortium = Consortium.objects.get(code="zju2-quzhou")
-    lyph = Institution.objects.get(code="lyph")
+    lyph = services.institution_create(  # a newly registered health centre, in no consortium yet
+        actor=None,
+        code="kh-new",
+        name_zh="开化县马金镇中心卫生院",
+        grade="primary",
+        type="primary_care",
+        region=Region.objects.get(code="330824"),
+    )
     barrier = threading.Barrier(4)
     outcomes: list[str] = []
 

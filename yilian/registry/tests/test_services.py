@@ -122,7 +122,7 @@ def test_capability_availability_follows_weekdays_and_hours() -> None:
 
 def test_consortium_member_joins_once_and_leaves_with_a_date(persona) -> None:
     consortium = Consortium.objects.get(code="zju2-quzhou")
-    csph = Institution.objects.get(code="csph")
+    csph = _create_institution(persona("office"), code="kh-new")  # newly registered, in no consortium
     member = services.consortium_member_add(
         actor=persona("office"), consortium=consortium, institution=csph, joined_on=dt.date(2024, 1, 1)
     )

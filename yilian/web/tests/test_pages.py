@@ -168,7 +168,7 @@ PINNED = {
     ("/consortia/", "office"): 8,
     ("/consortia/zju2-quzhou/", "office"): 13,
     ("/institutions/", "admin"): 9,
-    ("/institutions/qzph/", "coordinator"): 14,
+    ("/institutions/qzph/", "coordinator"): 15,
     ("/search/?q=%E5%8D%AB%E7%94%9F", "admin"): 9,
     ("/audit/", "admin"): 8,
     ("/api/v1/institutions", "commission"): 8,
@@ -238,3 +238,9 @@ def test_unknown_address_shows_a_plain_404(login) -> None:
 
 def test_malformed_practitioner_id_is_404(login) -> None:
     assert login("doctor").get("/practitioners/not-a-uuid/").status_code == 404
+
+
+def test_institution_page_links_only_consortia_the_user_may_open(login) -> None:
+    page = login("office").get("/institutions/khph/").content.decode()  # khph also leads kaihua-ccm
+    assert "开化县医共体" in page and 'href="/consortia/kaihua-ccm/"' not in page
+    assert 'href="/consortia/zju2-quzhou/"' in page
