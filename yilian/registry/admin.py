@@ -17,7 +17,6 @@ from yilian.core.permissions import Permission
 from yilian.registry import selectors, services
 from yilian.registry.models import (
     Agreement,
-    AgreementStatus,
     ApiToken,
     Capability,
     Consortium,
@@ -52,12 +51,8 @@ class SystemAdminOnly:
 class AgreementForm(forms.ModelForm):  # type: ignore[type-arg]
     def clean_status(self) -> str:
         new = str(self.cleaned_data["status"])
-        old = self.instance.status if self.instance.pk else None
-        if old is not None and old != new and new not in services.AGREEMENT_TRANSITIONS[AgreementStatus(old)]:
-            raise forms.ValidationError(
-                _("An agreement that is %(old)s cannot become %(new)s; sign a new agreement instead.")
-                % {"old": AgreementStatus(old).label, "new": AgreementStatus(new).label}
-            )
+        if self.instance.pk:
+            services.check_agreement_transition(self.instance.status, new)  # the service's own table
         return new
 
 
@@ -184,10 +179,7 @@ class PractitionerAdmin(AuditedAdmin):
         return [] if obj is None else ["licence_number"]
 
     def can_change_object(self, request: HttpRequest, obj: Any) -> bool:
-        scope = selectors.user_scope(request.user)
-        return obj.institution_id in scope.admin_institution_ids or (
-            selectors.institution_queryset_managed_by(request.user).filter(pk=obj.institution_id).exists()
-        )
+        return selectors.manages_staff_of(request.user, obj.institution_id)
 
 
 class MembershipInline(AuditedInline):

@@ -418,10 +418,6 @@ class ConsortiumMember(BaseModel):
         if self.role == MemberRole.LEAD and self.left_on is not None:
             raise ValidationError({"left_on": _("The lead institution cannot leave its own consortium.")})
 
-    @property
-    def is_current(self) -> bool:
-        return self.left_on is None or self.left_on >= timezone.localdate()
-
 
 class AgreementStatus(models.TextChoices):
     DRAFT = "draft", _("Draft")

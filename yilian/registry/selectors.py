@@ -371,18 +371,18 @@ def can_see_practitioner_private(user: AnyUser, practitioner: Practitioner) -> b
         return True
     if Permission.VIEW_PRACTITIONER_PRIVATE not in scope.permissions:
         return False
-    if practitioner.institution_id in scope.admin_institution_ids:
-        return True
-    if Role.CONSORTIUM_OFFICE in scope.roles:
-        return (
-            _current_members()
-            .filter(consortium_id__in=scope.consortium_ids, institution_id=practitioner.institution_id)
-            .exists()
-            or Consortium.objects.filter(
-                pk__in=scope.consortium_ids, lead_institution_id=practitioner.institution_id
-            ).exists()
-        )
-    return False
+    return manages_staff_of(user, practitioner.institution_id)
+
+
+def manages_staff_of(user: AnyUser, institution_id: int) -> bool:
+    """System administrators everywhere; hospital administrators at their own institution;
+    a consortium office at the institutions it manages (the lead and members of its consortia)."""
+    scope = user_scope(user)
+    return (
+        scope.is_global
+        or institution_id in scope.admin_institution_ids
+        or institution_queryset_managed_by(user).filter(pk=institution_id).exists()
+    )
 
 
 def practitioner_licence_for(user: AnyUser, practitioner: Practitioner) -> str | None:

@@ -473,16 +473,21 @@ AGREEMENT_TRANSITIONS: dict[AgreementStatus, frozenset[AgreementStatus]] = {
 }
 
 
+def check_agreement_transition(old: str, new: str) -> None:
+    """Refuse a status change the transition table does not allow (a no-op is allowed)."""
+    if old != new and new not in AGREEMENT_TRANSITIONS[AgreementStatus(old)]:
+        raise ValidationError(
+            _("An agreement that is %(old)s cannot become %(new)s; sign a new agreement instead.")
+            % {"old": AgreementStatus(old).label, "new": AgreementStatus(new).label}
+        )
+
+
 @transaction.atomic
 def agreement_set_status(*, actor: Actor, agreement: Agreement, status: AgreementStatus) -> Agreement:
     agreement = Agreement.objects.select_for_update().get(pk=agreement.pk)
     _check_agreement_office(actor, agreement)
     old = agreement.status
-    if old != status and status not in AGREEMENT_TRANSITIONS[AgreementStatus(old)]:
-        raise ValidationError(
-            _("An agreement that is %(old)s cannot become %(new)s; sign a new agreement instead.")
-            % {"old": AgreementStatus(old).label, "new": AgreementStatus(status).label}
-        )
+    check_agreement_transition(old, status)
     if old != status:
         agreement.status = status
         agreement.save(update_fields=["status", "updated_at"])
@@ -533,13 +538,8 @@ def _check_staff_scope(actor: Actor, institution: Institution, permission: Permi
     if actor is None:
         return
     selectors.require_perm(actor, permission)
-    scope = selectors.user_scope(actor)
-    if scope.is_global or institution.pk in scope.admin_institution_ids:
-        return
-    if Role.CONSORTIUM_OFFICE in scope.roles:
-        _check_institution_in_scope(actor, institution)
-        return
-    raise PermissionDenied(_("You may only manage staff of your own institution."))
+    if not selectors.manages_staff_of(actor, institution.pk):
+        raise PermissionDenied(_("You may only manage staff of your own institution."))
 
 
 @transaction.atomic

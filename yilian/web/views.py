@@ -21,7 +21,6 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
-from yilian.core.models import AuditAction
 from yilian.core.permissions import Permission
 from yilian.registry import selectors, services
 from yilian.registry.models import (
@@ -228,11 +227,8 @@ def _region_tree(members: list[ConsortiumMember]) -> list[RegionNode]:
 def consortium_detail(request: HttpRequest, code: str) -> HttpResponse:
     consortium = selectors.access_consortium(request.user, code)
     members = selectors.consortium_members(consortium)
-    agreements = (
-        selectors.agreement_list_visible_to(request.user, consortium=consortium)
-        if selectors.user_has_perm(request.user, Permission.VIEW_AGREEMENTS)
-        else []
-    )
+    can_see_agreements = selectors.user_has_perm(request.user, Permission.VIEW_AGREEMENTS)
+    agreements = selectors.agreement_list_visible_to(request.user, consortium=consortium) if can_see_agreements else []
     visible_ids = set(
         selectors.institution_queryset_visible_to(request.user)
         .filter(pk__in=[m.institution_id for m in members])
@@ -246,10 +242,9 @@ def consortium_detail(request: HttpRequest, code: str) -> HttpResponse:
             "members": members,
             "visible_ids": visible_ids,
             "agreements": agreements,
-            "can_see_agreements": selectors.user_has_perm(request.user, Permission.VIEW_AGREEMENTS),
+            "can_see_agreements": can_see_agreements,
             "map_points": _map_points(members),
             "region_tree": _region_tree(members),
-            "today": timezone.localdate(),
         },
     )
 
@@ -363,7 +358,7 @@ def audit_list(request: HttpRequest) -> HttpResponse:
             "until": _start_of(data["until"] + dt.timedelta(days=1)) if data["until"] else None,
         }
     events = selectors.audit_list_visible_to(request.user, **filters)
-    context = {"form": form, "page": _page(request, events, size=50), "actions": AuditAction.choices}
+    context = {"form": form, "page": _page(request, events, size=50)}
     return render(request, _template(request, "web/audit_list.html", "web/_audit_rows.html"), context)
 
 
