@@ -17,6 +17,10 @@ from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 from ninja.security import APIKeyCookie, HttpBearer
 
+from yilian.notifications.api import router as notifications_router
+from yilian.referrals.api import patients_router
+from yilian.referrals.api import router as referrals_router
+from yilian.referrals.workflow import TransitionNotAllowed
 from yilian.registry import services
 from yilian.registry.api import router as registry_router
 from yilian.registry.models import User
@@ -45,7 +49,10 @@ class BrowserSession(APIKeyCookie):
 api = NinjaAPI(
     title="Yilian API",
     version="1",
-    description="Registry of the medical consortium: regions, institutions, consortia, agreements, practitioners.",
+    description=(
+        "Registry of the medical consortium (regions, institutions, consortia, agreements, practitioners), "
+        "two-way referrals with their patients, and the caller's notifications."
+    ),
     auth=[BearerToken(), BrowserSession()],
     urls_namespace="api",
 )
@@ -98,6 +105,13 @@ def _conflict(request: HttpRequest, exc: IntegrityError) -> HttpResponse:
     # A database constraint caught what the services' checks could not see: a concurrent
     # write of the same thing. The transaction was rolled back whole.
     return _error(request, 409, _("Someone else changed this at the same moment. Reload and try again."))
+
+
+@api.exception_handler(TransitionNotAllowed)
+def _not_now(request: HttpRequest, exc: TransitionNotAllowed) -> HttpResponse:
+    # The step is not possible from the referral's current status (or someone acted first):
+    # the caller is told that status, so a client can refresh without another call.
+    return api.create_response(request, {"detail": str(exc), "status": exc.status.value}, status=409)
 
 
 @api.exception_handler(NinjaValidationError)
@@ -159,3 +173,6 @@ def field_message(error: dict[str, Any]) -> str:
 
 
 api.add_router("/", registry_router)
+api.add_router("/", referrals_router)
+api.add_router("/", patients_router)
+api.add_router("/", notifications_router)

@@ -69,6 +69,9 @@ INSTALLED_APPS = [
     "django_tasks_db",
     "yilian.core",
     "yilian.registry",
+    "yilian.patients",
+    "yilian.referrals",
+    "yilian.notifications",
     "yilian.web",
     "yilian.demo",
 ]
@@ -145,6 +148,9 @@ LOGOUT_REDIRECT_URL = "web:login"
 
 # Idle timeout: the session expires after this many seconds without a request.
 SESSION_COOKIE_AGE = int(os.environ.get("YILIAN_SESSION_IDLE_SECONDS", "1800"))
+
+# The address people reach this installation at: links in webhooks, SMS and referral-slip QR codes.
+SITE_URL = os.environ.get("YILIAN_SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 SESSION_SAVE_EVERY_REQUEST = True
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_HTTPONLY = True

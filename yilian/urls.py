@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from yilian.api import api
+from yilian.referrals import views as referral_views
 from yilian.web import views as web_views
 
 handler404 = "yilian.web.views.page_not_found"
@@ -12,5 +13,8 @@ urlpatterns = [
     path("healthz", web_views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
+    path("referrals/", include("yilian.referrals.urls")),
+    path("notifications/", include("yilian.notifications.urls")),
+    path("s/<str:token>/", referral_views.status_page, name="referral_status"),
     path("", include("yilian.web.urls")),
 ]

@@ -26,6 +26,19 @@ class Permission(models.TextChoices):
     VIEW_PRACTITIONER_PRIVATE = "registry.view_practitioner_private", _("See licence numbers")
     MANAGE_USERS = "registry.manage_users", _("Manage user accounts and roles")
     VIEW_AUDIT = "core.view_audit", _("View the audit trail")
+    VIEW_REFERRALS = "referrals.view", _("See the referrals of one's institution and their patients")
+    MANAGE_REFERRALS_SEND = "referrals.manage_send", _("Refer patients: create, send, cancel, acknowledge outcomes")
+    MANAGE_REFERRALS_RECEIVE = (
+        "referrals.manage_receive",
+        _("Handle incoming referrals: accept, decline, forward, schedule, record arrival and outcome"),
+    )
+    MANAGE_REFERRAL_ROUTING = (
+        "referrals.manage_routing",
+        _("Route and oversee the consortium's referrals; set service levels"),
+    )
+    MANAGE_PATIENTS_MERGE = "patients.manage_merge", _("Merge an unidentified patient into an identified one")
+    VIEW_REFERRAL_FIGURES = "referrals.view_figures", _("See referral figures (counts and rates, no patients)")
+    MANAGE_WEBHOOKS = "notifications.manage_webhooks", _("Manage the institution's outgoing webhooks")
     USE_ADMIN = "core.use_admin", _("Use the administration site")
 
 
@@ -40,6 +53,10 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.MANAGE_PRACTITIONERS,
             Permission.VIEW_PRACTITIONER_PRIVATE,
             Permission.USE_ADMIN,
+            Permission.VIEW_REFERRALS,
+            Permission.MANAGE_REFERRAL_ROUTING,
+            Permission.MANAGE_PATIENTS_MERGE,
+            Permission.VIEW_REFERRAL_FIGURES,
         }
     ),
     Role.HOSPITAL_ADMIN: frozenset(
@@ -50,12 +67,33 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.VIEW_PRACTITIONER_PRIVATE,
             Permission.MANAGE_USERS,
             Permission.VIEW_AUDIT,
+            Permission.VIEW_REFERRAL_FIGURES,
+            Permission.MANAGE_WEBHOOKS,
         }
     ),
-    Role.DOCTOR: frozenset({Permission.VIEW_DIRECTORY}),
-    Role.STATIONED_EXPERT: frozenset({Permission.VIEW_DIRECTORY, Permission.VIEW_AGREEMENTS}),
-    Role.ONCALL_COORDINATOR: frozenset({Permission.VIEW_DIRECTORY}),
-    Role.COMMISSION_VIEWER: frozenset({Permission.VIEW_DIRECTORY, Permission.VIEW_AGREEMENTS}),
+    Role.DOCTOR: frozenset(
+        {
+            Permission.VIEW_DIRECTORY,
+            Permission.VIEW_REFERRALS,
+            Permission.MANAGE_REFERRALS_SEND,
+            Permission.MANAGE_REFERRALS_RECEIVE,
+        }
+    ),
+    Role.STATIONED_EXPERT: frozenset(
+        {
+            Permission.VIEW_DIRECTORY,
+            Permission.VIEW_AGREEMENTS,
+            Permission.VIEW_REFERRALS,
+            Permission.MANAGE_REFERRALS_SEND,
+            Permission.MANAGE_REFERRALS_RECEIVE,
+        }
+    ),
+    Role.ONCALL_COORDINATOR: frozenset(
+        {Permission.VIEW_DIRECTORY, Permission.VIEW_REFERRALS, Permission.MANAGE_REFERRALS_RECEIVE}
+    ),
+    Role.COMMISSION_VIEWER: frozenset(
+        {Permission.VIEW_DIRECTORY, Permission.VIEW_AGREEMENTS, Permission.VIEW_REFERRAL_FIGURES}
+    ),
 }
 
 # Roles that carry no write permission at all (checked by a test, so a change is deliberate).

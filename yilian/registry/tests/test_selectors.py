@@ -17,11 +17,12 @@ def codes(qs) -> set[str]:
 
 
 def test_doctor_sees_own_hospital_and_consortium_partners_only(persona) -> None:
-    doctor = persona("doctor")  # Changshan county hospital, in the zju1-quzhou consortium
+    doctor = persona("doctor")  # Changshan county hospital: zju1-quzhou and the Quzhou neurosurgery alliance
     visible = codes(selectors.institution_list_visible_to(doctor))
-    assert {"csph", "zju1", "jsph"} <= visible
+    assert {"csph", "zju1", "jsph", "qzph", "cs-tianma"} <= visible
     assert "bjfph" not in visible
-    assert "qzph" not in visible  # not a partner of Changshan in any consortium
+    assert "zju2" not in visible  # leads a consortium Changshan is not in
+    assert "qzmch" not in visible  # a Quzhou hospital, but in no consortium with Changshan
     assert "gzph" not in visible
 
 
