@@ -29,11 +29,81 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sweep_once() -> None:
+    """One pass of the periodic work: referral deadlines and no-shows, then due webhook retries.
+
+    Each part fails on its own (logged, tried again at the next pass, never fatal to the worker);
+    the connection is closed afterwards because the beat sleeps longer than a connection should idle.
+    """
+    import logging
+
+    from django.db import connection
+
+    log = logging.getLogger("yilian.worker")
+    try:
+        from yilian.referrals.services import referral_sweep
+
+        report = referral_sweep()
+        if report.notified or report.escalated or report.no_shows:
+            log.info(
+                "sweep: %s overdue referrals notified, %s escalated, %s no-shows",
+                report.notified,
+                report.escalated,
+                report.no_shows,
+            )
+    except Exception:
+        log.exception("the referral sweep failed; it runs again at the next pass")
+    try:
+        from yilian.notifications.services import webhooks_retry_due
+
+        retried = webhooks_retry_due()
+        if retried:
+            log.info("sweep: %s webhook deliveries retried", retried)
+    except Exception:
+        log.exception("the webhook retries failed; they run again at the next pass")
+    connection.close()
+
+
+def _beat(interval: float) -> None:
+    import time
+
+    while True:
+        _sweep_once()
+        time.sleep(interval)
+
+
 def _worker(args: argparse.Namespace) -> int:
+    """The task queue (``db_worker``) in the main thread, the periodic sweep in a "beat" thread.
+
+    YILIAN_SWEEP_SECONDS (default 60) is the pause between sweeps: referral deadlines,
+    escalations and no-shows (``referrals.services.referral_sweep``), then webhook deliveries
+    whose retry time has come (``notifications.services.webhooks_retry_due``). Several workers
+    may sweep at once: each referral and delivery is locked while it changes. ``--once`` runs
+    one sweep, then the queued tasks (including the webhooks the sweep queued), and exits.
+    """
+    import math
+    import threading
+
+    try:
+        interval = float(os.environ.get("YILIAN_SWEEP_SECONDS", "60"))
+    except ValueError:
+        interval = math.nan
+    if not (math.isfinite(interval) and interval > 0):
+        print("YILIAN_SWEEP_SECONDS must be a positive number of seconds", file=sys.stderr)
+        return 2
     _setup()
+    from django.conf import settings
     from django.core.management import call_command
 
-    call_command("db_worker", *(["--batch"] if args.once else []))
+    if args.once:
+        _sweep_once()
+        call_command("db_worker", "--batch")
+        return 0
+    # With YILIAN_DEBUG db_worker restarts itself in a child process on code changes; only the
+    # process that runs tasks (the child, RUN_MAIN=true) sweeps, not the watching parent.
+    if not settings.DEBUG or os.environ.get("RUN_MAIN") == "true":
+        threading.Thread(target=_beat, args=(interval,), name="beat", daemon=True).start()
+    call_command("db_worker")
     return 0
 
 
@@ -187,8 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--proxy-headers", action="store_true", help="trust X-Forwarded-* from the reverse proxy")
     p.set_defaults(func=_serve)
 
-    p = sub.add_parser("worker", help="run the background task worker")
-    p.add_argument("--once", action="store_true", help="run the queued tasks, then exit")
+    p = sub.add_parser("worker", help="run the background task worker and the periodic sweep")
+    p.add_argument("--once", action="store_true", help="sweep once, run the queued tasks, then exit")
     p.set_defaults(func=_worker)
 
     p = sub.add_parser("migrate", help="create or upgrade the database schema")

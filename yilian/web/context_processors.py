@@ -5,6 +5,7 @@ from typing import Any
 from django.http import HttpRequest
 
 from yilian.core.permissions import Permission
+from yilian.notifications.selectors import unread_count
 from yilian.registry import selectors
 
 
@@ -17,4 +18,7 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
     return {
         "nav_can_audit": Permission.VIEW_AUDIT in scope.permissions,
         "nav_can_admin": Permission.USE_ADMIN in scope.permissions and user.is_staff,
+        "nav_can_refer": Permission.VIEW_REFERRALS in scope.permissions,
+        "nav_unread": unread_count(user),
+        "nav_can_webhooks": Permission.MANAGE_WEBHOOKS in scope.permissions,
     }

@@ -22,6 +22,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from yilian.core.permissions import Permission
+from yilian.referrals import selectors as referral_selectors
 from yilian.registry import selectors, services
 from yilian.registry.models import (
     ConsortiumMember,
@@ -127,6 +128,7 @@ def home(request: HttpRequest) -> HttpResponse:
             "consortia": list(selectors.consortium_list_visible_to(request.user)),
             "institution_count": selectors.institution_list_visible_to(request.user).count(),
             "practitioner_count": selectors.practitioner_list_visible_to(request.user).count(),
+            "worklist": referral_selectors.referral_worklist(request.user),
         },
     )
 

@@ -120,3 +120,174 @@ def test_demo_stops_its_worker_when_terminated(tmp_path: Path) -> None:
         for pid in workers:
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+# ----------------------------------------------------------------------------------------
+# The worker's periodic sweep: referral deadlines and webhook deliveries, end to end.
+
+_OVERDUE_REFERRAL = """
+import datetime as dt
+import time_machine
+from django.utils import timezone
+from stdnum.cn import ric
+from yilian.notifications.services import webhook_create
+from yilian.patients.services import patient_register
+from yilian.referrals import services
+from yilian.registry.models import Institution, User
+
+doctor = User.objects.get(username="doctor")
+csph, qzph = Institution.objects.get(code="csph"), Institution.objects.get(code="qzph")
+if not qzph.webhooks.exists():
+    webhook_create(actor=User.objects.get(username="hospadmin"), institution=qzph, name="neuro", url="{url}")
+body = "33082219580315{serial}"
+patient = patient_register(
+    actor=doctor, institution=csph, name="陈福生", id_number=body + ric.calc_check_digit(body + "0")
+)
+# Sent 25 hours ago and never opened: a routine referral is due to be received within 24 hours.
+with time_machine.travel(timezone.now() - dt.timedelta(hours=25), tick=False):
+    referral, _ = services.referral_create(
+        actor=doctor, patient=patient, direction="up", from_institution=csph, to_institution=qzph,
+        reason="突发左侧肢体无力", requested_service="admission", diagnosis_code="I63.9",
+        diagnosis_name="急性脑梗死", consent=services.Consent("王建国", "written", timezone.now()), send=True,
+    )
+print(referral.number)
+"""
+
+_STATE = """
+import json
+from yilian.notifications.models import Notification
+from yilian.referrals.models import Referral
+r = Referral.objects.get(number="{number}")
+told = Notification.objects.filter(
+    user__username="coordinator", link__contains=str(r.public_id), title_en__startswith="Referral overdue"
+)
+print(json.dumps({{"level": r.escalation_level, "overdue_notices": told.count()}}))
+"""
+
+
+class _Robot:
+    """A group-robot endpoint on 127.0.0.1 that records the text of every message posted to it."""
+
+    def __init__(self) -> None:
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.texts: list[str] = []
+        robot = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
+                robot.texts.append(body["text"]["content"])
+                answer = b'{"errcode": 0, "errmsg": "ok"}'
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, format: str, *args: object) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/cgi-bin/webhook/send?key=test"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def seeded_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data directory with the schema and the demo consortium, made once and copied per test."""
+    data_dir = tmp_path_factory.mktemp("seeded")
+    cli, env = [sys.executable, "-m", "yilian.cli"], _env(data_dir)
+    subprocess.run([*cli, "migrate"], env=env, check=True, timeout=120)  # noqa: S603
+    subprocess.run([*cli, "seed-demo"], env=env, check=True, timeout=300, stdout=subprocess.DEVNULL)  # noqa: S603
+    return data_dir
+
+
+@pytest.fixture
+def seeded(seeded_template: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    data_dir = tmp_path / "data"
+    shutil.copytree(seeded_template, data_dir)
+    return data_dir
+
+
+def _shell(data_dir: Path, code: str, **env: str) -> str:
+    result = subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "yilian.cli", "manage", "shell", "-c", code],
+        env=_env(data_dir, **env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1]
+
+
+def test_worker_once_escalates_an_overdue_referral_and_delivers_its_webhook(seeded: Path) -> None:
+    import json
+
+    robot = _Robot()
+    try:
+        number = _shell(seeded, _OVERDUE_REFERRAL.format(url=robot.url, serial="321"))
+        assert json.loads(_shell(seeded, _STATE.format(number=number))) == {"level": 0, "overdue_notices": 0}
+
+        subprocess.run(
+            [sys.executable, "-m", "yilian.cli", "worker", "--once"], env=_env(seeded), check=True, timeout=120
+        )
+
+        assert json.loads(_shell(seeded, _STATE.format(number=number))) == {"level": 1, "overdue_notices": 1}
+        # The sweep queued the overdue message and the same run delivered it, with the message about
+        # the referral's arrival that was still queued; each reached the group once. (The demo's
+        # own overdue referrals to qzph are announced too.)
+        ours = sorted(text.splitlines()[1].split(" · ")[0] for text in robot.texts if f" · {number} · " in text)
+        assert ours == ["New referral to receive", "Referral overdue"]
+    finally:
+        robot.close()
+
+
+def test_worker_sweeps_every_few_seconds_and_stops_on_sigterm(seeded: Path) -> None:
+    robot = _Robot()
+    worker = None
+    try:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "yilian.cli", "worker"],
+            env=_env(seeded, YILIAN_SWEEP_SECONDS="1"),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        # Became overdue while the worker was already running: the next sweep picks it up.
+        number = _shell(seeded, _OVERDUE_REFERRAL.format(url=robot.url, serial="331"))
+        deadline = time.monotonic() + 60
+
+        def overdue() -> list[str]:
+            return [text for text in robot.texts if "Referral overdue · " + number in text]
+
+        while not overdue() and time.monotonic() < deadline:
+            assert worker.poll() is None, "the worker exited"
+            time.sleep(0.2)
+        assert len(overdue()) == 1
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=30) == 0
+    finally:
+        if worker is not None and worker.poll() is None:
+            worker.kill()
+        robot.close()
+
+
+def test_worker_refuses_a_sweep_interval_that_is_not_a_positive_number(tmp_path: Path) -> None:
+    for value in ("0", "-5", "soon"):
+        result = subprocess.run(
+            [sys.executable, "-m", "yilian.cli", "worker", "--once"],
+            env=_env(tmp_path, YILIAN_SWEEP_SECONDS=value),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 2
+        assert "YILIAN_SWEEP_SECONDS" in result.stderr

@@ -164,13 +164,16 @@ def _grow_consortium(count: int) -> None:
 # Exact query counts per page, the same at demo size and after the data grows. Each includes
 # the session read, the user, the user's memberships and the session save of the request.
 PINNED = {
-    ("/", "office"): 10,
-    ("/consortia/", "office"): 8,
-    ("/consortia/zju2-quzhou/", "office"): 13,
-    ("/institutions/", "admin"): 9,
-    ("/institutions/qzph/", "coordinator"): 15,
-    ("/search/?q=%E5%8D%AB%E7%94%9F", "admin"): 9,
-    ("/audit/", "admin"): 8,
+    ("/", "office"): 11,
+    ("/consortia/", "office"): 9,
+    ("/consortia/zju2-quzhou/", "office"): 14,
+    ("/institutions/", "admin"): 10,
+    ("/institutions/qzph/", "coordinator"): 16,
+    ("/search/?q=%E5%8D%AB%E7%94%9F", "admin"): 10,
+    ("/audit/", "admin"): 9,
+    ("/referrals/", "coordinator"): 12,
+    ("/referrals/?box=outgoing&institution=csph", "doctor"): 12,
+    ("/referrals/?box=office&status=sent", "office"): 10,
     ("/api/v1/institutions", "commission"): 8,
     ("/api/v1/practitioners?limit=50", "office"): 8,
     ("/api/v1/consortia/zju2-quzhou", "office"): 9,
