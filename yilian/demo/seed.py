@@ -2,7 +2,9 @@
 
 Invariants:
 - every write goes through ``yilian.registry.services`` with ``actor=None``, so each row
-  has its audit event, exactly as if an operator had entered it;
+  has its audit event, exactly as if an operator had entered it; the exception is the
+  referral history (``yilian.demo.referrals``): synthetic history written in bulk, with one
+  audit row for the whole run;
 - seeding is idempotent: every object is looked up by its natural key first and skipped
   when present, so a second run creates nothing and appends no audit rows;
 - everything random comes from ``random.Random(seed)``; the generated practitioners depend
@@ -23,6 +25,7 @@ from django.db import transaction
 
 from yilian.core.permissions import Role
 from yilian.demo.pdf import simple_pdf
+from yilian.demo.referrals import seed_referrals
 from yilian.registry import services
 from yilian.registry.models import (
     Agreement,
@@ -179,6 +182,8 @@ class SeedReport:
     memberships: int = 0
     practitioners: int = 0
     documents: int = 0
+    patients: int = 0
+    referrals: int = 0
 
     @property
     def total(self) -> int:
@@ -680,6 +685,26 @@ CONSORTIA: tuple[_Consortium, ...] = (
               "zjuwc", "qzmch"),
     _vertical("zjus-quzhou", "浙大口腔医院", "ZJU Stomatology Hospital", ConsortiumType.SPECIALTY_ALLIANCE,
               "zjus", "qzph"),
+    _Consortium(
+        code="quzhou-neuro",
+        name_zh="衢州市神经外科专科联盟",
+        name_en="Quzhou Neurosurgery Specialty Alliance",
+        type=ConsortiumType.SPECIALTY_ALLIANCE,
+        lead="qzph",
+        region="330800",
+        established_on=dt.date(2018, 9, 1),
+        description=(
+            "衢州市人民医院神经外科牵头（浙大二院下沉专家任业务主任），联合各县（市、区）医院神经内外科，"
+            "卒中和脑出血患者上转、康复期患者下转，全市神经外科工作群由此而来。\n\n"
+            "Led by the neurosurgery department of Quzhou People's Hospital (whose business director is a "
+            "stationed expert of the Second Affiliated Hospital) with the neurology and neurosurgery "
+            "departments of the county hospitals: stroke and haemorrhage patients referred up, recovering "
+            "patients referred back down; the city's neurosurgery work group grew out of it."
+        ),
+        members=tuple(
+            (m, dt.date(2018, 9, 1), _V) for m in ("csph", "khph", "jsph", "lyph", "qjph", "cs-tianma")
+        ),
+    ),
     _Consortium(
         code="kaihua-ccm",
         name_zh="开化县医共体",
@@ -1411,7 +1436,11 @@ class _Seeder:
 
 
 def seed_demo(*, seed: int = 2018, scale: int = 1) -> SeedReport:
-    """Create the demo consortium (whatever of it is missing) and say what was created."""
+    """Create the demo consortium (whatever of it is missing) and say what was created.
+
+    ``scale`` multiplies the generated staff only; the two years of referral history are
+    seeded at scale 1 (``seed_referrals`` writes more for benchmarks).
+    """
     if scale < 1:
         raise ValueError("scale must be at least 1")
     specs = [*PERSONAS, *practitioner_specs(seed=seed, scale=scale)]
@@ -1425,4 +1454,8 @@ def seed_demo(*, seed: int = 2018, scale: int = 1) -> SeedReport:
         seeder.seed_agreements()
         users = seeder.seed_users()
         seeder.seed_practitioners(specs, users)
+        history = seed_referrals(seed=seed)
+        seeder.created["users"] += history.users
+        seeder.created["patients"] += history.patients
+        seeder.created["referrals"] += history.referrals
     return seeder.report()

@@ -12,12 +12,14 @@ import pytest
 from django.apps import apps
 from django.contrib.auth import authenticate
 from django.core.management import CommandError, call_command
-from django.db.models import Model
+from django.db.models import Min, Model
 from django.test import RequestFactory
+from django.utils import timezone
 
 from yilian.core.audit import audit_verify
-from yilian.core.models import AuditEvent
+from yilian.core.models import AuditAction, AuditEvent
 from yilian.core.permissions import Role
+from yilian.demo.referrals import HISTORY_USERNAME, ROUND_SIZE, seed_referrals
 from yilian.demo.seed import (
     ALLOCATION,
     DEMO_PASSWORD,
@@ -26,6 +28,20 @@ from yilian.demo.seed import (
     practitioner_specs,
     seed_demo,
 )
+from yilian.patients.models import Patient
+from yilian.patients.services import id_number_clean
+from yilian.referrals import selectors as referral_selectors
+from yilian.referrals.models import (
+    Direction,
+    IdempotencyKey,
+    Referral,
+    ReferralAppointment,
+    ReferralAttachment,
+    ReferralEvent,
+    Status,
+    Urgency,
+)
+from yilian.referrals.workflow import TRANSITIONS, Action, Side
 from yilian.registry import selectors
 from yilian.registry.models import (
     Agreement,
@@ -62,7 +78,9 @@ def _fast_passwords(settings: Any) -> None:
 
 def _row_counts() -> dict[str, int]:
     counts = {
-        model._meta.label: model._default_manager.count() for model in apps.get_app_config("registry").get_models()
+        model._meta.label: model._default_manager.count()
+        for app in ("registry", "patients", "referrals")
+        for model in apps.get_app_config(app).get_models()
     }
     counts["agreement parties"] = Agreement.parties.through.objects.count()
     counts["audit events"] = AuditEvent.objects.count()
@@ -132,8 +150,15 @@ def _snapshot() -> dict[str, list[tuple[Any, ...]]]:
     }  # fmt: skip
 
 
+def _wipe_referrals() -> None:
+    """Delete the referral history and its patients (inside the test's transaction)."""
+    for model in (ReferralEvent, ReferralAppointment, ReferralAttachment, IdempotencyKey, Referral, Patient):
+        model._default_manager.all().delete()
+
+
 def _wipe_registry() -> None:
     """Delete what the seed created, children first (the audit trail stays, as it must)."""
+    _wipe_referrals()
     children_first: tuple[type[Model], ...] = (
         Membership,
         Practitioner,
@@ -187,8 +212,12 @@ def test_every_created_row_is_audited_and_the_chain_verifies() -> None:
     report = seed_demo()
 
     new_events = AuditEvent.objects.filter(id__gt=last_before)
-    # A consortium's audit row also covers the lead membership the service adds with it.
-    assert new_events.count() == report.total - report.consortia
+    # A consortium's audit row also covers the lead membership the service adds with it; the
+    # referral history (its patients and referrals) is synthetic and has one row for the run.
+    assert report.referrals > 0
+    assert new_events.count() == report.total - report.consortia - report.patients - report.referrals + 1
+    history = new_events.get(object_type="referrals.referral")
+    assert (history.action, history.changes["seeded"]) == (AuditAction.CREATE, report.referrals)
     assert set(new_events.values_list("actor", flat=True)) == {None}
     assert audit_verify().ok
 
@@ -199,13 +228,15 @@ def test_report_counts_match_the_rows_created(fresh_seed: SeedReport) -> None:
     assert seeded.institutions == Institution.objects.count() == 20
     assert seeded.departments == Department.objects.count()
     assert seeded.capabilities == Capability.objects.count()
-    assert seeded.consortia == Consortium.objects.count() == 7
+    assert seeded.consortia == Consortium.objects.count() == 8
     assert seeded.consortium_members == ConsortiumMember.objects.count()
     assert seeded.agreements == Agreement.objects.count()
     assert seeded.pairings == DepartmentPairing.objects.count()
-    assert seeded.users == User.objects.count() == len(DEMO_USERS)
+    assert seeded.users == User.objects.count() == len(DEMO_USERS) + 1  # and the history account
     assert seeded.memberships == Membership.objects.count() == len(DEMO_USERS)
     assert seeded.practitioners == Practitioner.objects.count()
+    assert seeded.patients == Patient.objects.count()
+    assert seeded.referrals == Referral.objects.count() >= ROUND_SIZE
 
 
 def test_same_seed_reproduces_identical_data(fresh_seed: SeedReport) -> None:
@@ -579,10 +610,11 @@ def test_the_commission_viewer_sees_quzhou_but_not_hangzhou(seeded: SeedReport) 
     assert not visible & {"zju2", "zjpph", "bjfph"}
 
 
-def test_the_changshan_doctor_sees_the_partners_of_his_consortium(seeded: SeedReport) -> None:
+def test_the_changshan_doctor_sees_the_partners_of_his_consortia(seeded: SeedReport) -> None:
     doctor = User.objects.get(username="doctor")
     visible = set(selectors.institution_queryset_visible_to(doctor).values_list("code", flat=True))
-    assert visible == {"csph", "zju1", "jsph"}
+    # zju1-quzhou (with Jiangshan), and the Quzhou neurosurgery alliance led by qzph
+    assert visible == {"csph", "zju1", "jsph", "qzph", "khph", "lyph", "qjph", "cs-tianma"}
 
 
 def test_the_office_manages_the_zju2_quzhou_consortium(seeded: SeedReport) -> None:
@@ -591,6 +623,225 @@ def test_the_office_manages_the_zju2_quzhou_consortium(seeded: SeedReport) -> No
     assert scope.consortium_ids == frozenset({Consortium.objects.get(code="zju2-quzhou").pk})
     visible = set(selectors.institution_queryset_visible_to(office).values_list("code", flat=True))
     assert {"zju2", "qzph", "qz2ph", "khph", "zjus"} <= visible
+
+
+# -- the referral history ----------------------------------------------------------------------------
+
+FIXED_NOW = dt.datetime(2026, 6, 15, 2, 0, tzinfo=dt.UTC)  # for the tests that seed the history again
+
+
+def _down_share(start: dt.datetime, end: dt.datetime) -> float:
+    period = Referral.objects.filter(created_at__gte=start, created_at__lt=end)
+    return period.filter(direction=Direction.DOWN).count() / period.count()
+
+
+def _history_snapshot() -> dict[str, list[tuple[Any, ...]]]:
+    return {
+        "referrals": list(
+            Referral.objects.order_by("number").values_list(
+                "number", "public_id", "status_token", "status", "direction", "urgency", "from_institution__code",
+                "to_institution__code", "patient__public_id", "created_by__username", "created_at", "sent_at",
+                "closed_at",
+            )
+        ),
+        "patients": list(
+            Patient.objects.order_by("public_id").values_list("public_id", "name", "id_number", "birth_date")
+        ),
+        "events": list(
+            ReferralEvent.objects.order_by("referral__number", "at", "id").values_list(
+                "referral__number", "action", "to_status", "at", "side", "actor_label"
+            )
+        ),
+    }  # fmt: skip
+
+
+def test_the_history_has_referrals_in_every_status_and_direction(seeded: SeedReport) -> None:
+    assert set(Referral.objects.values_list("status", flat=True)) == set(Status.values)
+    assert set(Referral.objects.values_list("direction", flat=True)) == set(Direction.values)
+    assert ROUND_SIZE <= Referral.objects.count() < ROUND_SIZE + 100  # scale 1: one round and the live work
+    oldest = Referral.objects.order_by("created_at").values_list("created_at", flat=True).first()
+    assert oldest is not None
+    assert dt.timedelta(days=700) < timezone.now() - oldest < dt.timedelta(days=731)
+
+
+def test_down_referrals_grow_from_the_first_year_to_the_second(seeded: SeedReport) -> None:
+    now = timezone.now()
+    first = _down_share(now - dt.timedelta(days=730), now - dt.timedelta(days=365))
+    second = _down_share(now - dt.timedelta(days=365), now)
+    assert first < 0.3 < second
+    assert second - first > 0.08
+
+
+def test_about_a_fifth_are_urgent_and_the_stories_diagnoses_are_there(seeded: SeedReport) -> None:
+    urgent = Referral.objects.filter(urgency=Urgency.URGENT).count() / Referral.objects.count()
+    assert 0.12 < urgent < 0.32
+    codes = set(Referral.objects.values_list("diagnosis_code", flat=True))
+    for prefix in ("I61.", "I63.", "I21.", "S72.", "M48.", "C34."):  # haemorrhage, infarction, MI, hip, spine, lung
+        assert any(code.startswith(prefix) for code in codes), prefix
+    stroke_up = Referral.objects.filter(direction=Direction.UP, diagnosis_code__startswith="I63", urgency="urgent")
+    assert stroke_up.filter(to_institution__code="qzph", from_institution__code="csph").exists()
+
+
+def test_stored_id_numbers_are_valid_and_about_three_percent_are_unidentified(seeded: SeedReport) -> None:
+    identified = Patient.objects.exclude(id_number=None)
+    allowed_regions = {"330822", "330824", "330881", "330825", "330803", "330802", "520502"}
+    for number, birth_date, sex, region in identified.values_list(
+        "id_number", "birth_date", "sex", "residence_region__code"
+    ):
+        assert number is not None
+        assert id_number_clean(number, birth_date=birth_date, sex=sex) == number
+        assert number[:6] == region
+        assert region in allowed_regions
+    unidentified = Patient.objects.filter(id_number=None)
+    assert 0.01 < unidentified.count() / Patient.objects.count() < 0.06
+    assert all(p.approximate_age and p.name == "无名氏" for p in unidentified)
+
+
+def test_patients_are_mostly_elderly(seeded: SeedReport) -> None:
+    ages = [
+        (first_referral.date() - birth).days // 365
+        for birth, first_referral in Patient.objects.exclude(birth_date=None)
+        .annotate(first=Min("referrals__created_at"))
+        .values_list("birth_date", "first")
+    ]
+    in_range = sum(55 <= age <= 85 for age in ages)
+    assert in_range / len(ages) > 0.95  # the others are the obstetric patients
+    assert min(ages) >= 20
+
+
+def test_every_timeline_walks_the_transition_table(seeded: SeedReport) -> None:
+    timelines: dict[int, list[tuple[str, str, str, dt.datetime, str, str]]] = {}
+    for referral_id, *event in ReferralEvent.objects.order_by("at", "id").values_list(
+        "referral_id", "action", "from_status", "to_status", "at", "side", "actor_label"
+    ):
+        timelines.setdefault(referral_id, []).append(tuple(event))  # type: ignore[arg-type]
+    for pk, status in Referral.objects.values_list("pk", "status"):
+        first, *steps = timelines[pk]
+        assert first[:3] == ("create", "", Status.DRAFT) and first[4] == Side.SENDER
+        current = Status.DRAFT
+        for action, from_status, to_status, _at, side, label in steps:
+            transition = TRANSITIONS[(Status(from_status), Action(action))]
+            assert from_status == current
+            assert to_status == transition.to
+            assert side in transition.sides, (action, side)
+            assert label
+            current = Status(to_status)
+        assert current == status
+
+
+def test_timestamps_and_fields_follow_the_steps_taken(seeded: SeedReport) -> None:
+    order = ("created_at", "sent_at", "received_at", "decided_at", "arrived_at", "outcome_at", "closed_at")
+    hours_to_receive = []
+    for referral in Referral.objects.all():
+        times = [getattr(referral, name) for name in order if getattr(referral, name) is not None]
+        assert times == sorted(times), referral.number
+        assert referral.consent_at is not None and referral.consent_at <= referral.created_at
+        if referral.status not in (Status.DRAFT, Status.CANCELLED):
+            assert referral.sent_at and referral.receive_due_at and referral.decide_due_at
+        if referral.received_at and referral.sent_at:
+            hours_to_receive.append((referral.received_at - referral.sent_at).total_seconds() / 3600)
+        if referral.status == Status.SCHEDULED:
+            assert referral.scheduled_at and referral.scheduled_place
+        if referral.status in (Status.OUTCOME_RETURNED, Status.CLOSED):
+            assert referral.outcome_diagnosis and referral.outcome_treatment and referral.outcome_result
+            assert (referral.refer_back is not None) == (referral.direction == Direction.UP)
+            if referral.refer_back:
+                assert referral.refer_back_on is not None
+        if referral.status == Status.CLOSED:
+            assert referral.closed_at is not None
+        if referral.direction == Direction.DOWN:
+            assert referral.has_care_plan(), referral.number
+    hours_to_receive.sort()
+    assert hours_to_receive[len(hours_to_receive) // 2] < 6  # received within hours
+    rescheduled = ReferralEvent.objects.filter(action="schedule", data__has_key="previous").values("referral_id")
+    assert ReferralAppointment.objects.filter(referral_id__in=rescheduled).count() > rescheduled.count()
+
+
+def test_senders_and_receivers_are_members_of_the_referrals_consortium(seeded: SeedReport) -> None:
+    members = set(ConsortiumMember.objects.values_list("consortium_id", "institution_id"))
+    for consortium, sender, receiver in Referral.objects.values_list(
+        "consortium_id", "from_institution_id", "to_institution_id"
+    ):
+        assert (consortium, sender) in members
+        assert receiver is None or (consortium, receiver) in members
+
+
+def test_patients_sent_up_come_back_down_from_the_hospital_that_treated_them(seeded: SeedReport) -> None:
+    loops = 0
+    for back in Referral.objects.filter(direction=Direction.DOWN, reason__contains="号上转患者").select_related(
+        "patient"
+    ):
+        up = Referral.objects.get(number=back.reason[:13])
+        assert (up.patient_id, up.direction, up.refer_back) == (back.patient_id, Direction.UP, True)
+        assert (back.from_institution_id, back.to_institution_id) == (up.to_institution_id, up.from_institution_id)
+        assert up.outcome_at is not None and up.outcome_at < back.created_at
+        loops += back.status == Status.CLOSED
+    assert loops >= 20
+
+
+def test_the_coordinator_finds_open_and_overdue_referrals_on_the_incoming_board(
+    seeded: SeedReport, persona: Any, login: Any
+) -> None:
+    qzph = Institution.objects.get(code="qzph")
+    board = referral_selectors.referral_board(persona("coordinator"), box="incoming", institution=qzph)
+    for status in (Status.SENT, Status.RECEIVED, Status.ACCEPTED, Status.SCHEDULED):
+        assert board.counts.get(status, 0) >= 1, status
+    first_page = list(board.rows[:25])
+    overdue = [r for r in first_page if referral_selectors.is_overdue(r)]
+    assert overdue
+
+    page = login("coordinator").get("/referrals/", {"box": "incoming", "institution": "qzph"})
+    assert page.status_code == 200
+    assert overdue[0].number in page.content.decode()
+
+
+def test_the_changshan_doctor_has_live_work_both_ways(seeded: SeedReport, persona: Any) -> None:
+    csph = Institution.objects.get(code="csph")
+    doctor = persona("doctor")
+    outgoing = referral_selectors.referral_board(doctor, box="outgoing", institution=csph)
+    for status in (Status.DRAFT, Status.SENT, Status.OUTCOME_RETURNED):
+        assert outgoing.counts.get(status, 0) >= 1, status
+    recent = timezone.now() - dt.timedelta(days=3)
+    assert outgoing.rows.filter(created_by=doctor, created_at__gte=recent).exists()
+    incoming = referral_selectors.referral_board(doctor, box="incoming", institution=csph)
+    assert incoming.rows.filter(direction=Direction.DOWN, status=Status.SENT).exists()
+
+
+def test_the_history_account_cannot_log_in(seeded: SeedReport) -> None:
+    account = User.objects.get(username=HISTORY_USERNAME)
+    assert not account.is_active
+    assert not account.has_usable_password()
+    assert Referral.objects.filter(created_by=account).exists()
+    assert not Membership.objects.filter(user=account).exists()
+
+
+def test_the_same_seed_and_clock_reproduce_the_history(seeded: SeedReport) -> None:
+    _wipe_referrals()
+    seed_referrals(seed=2018, now=FIXED_NOW)
+    first = _history_snapshot()
+    _wipe_referrals()
+
+    seed_referrals(seed=2018, now=FIXED_NOW)
+
+    assert _history_snapshot() == first
+    assert len(first["referrals"]) >= ROUND_SIZE
+    _wipe_referrals()
+    seed_referrals(seed=7, now=FIXED_NOW)
+    other = {row[0] for row in _history_snapshot()["referrals"]}
+    assert not other & {row[0] for row in first["referrals"]}
+
+
+def test_seeding_again_adds_only_missing_rounds_with_one_audit_row_each(seeded: SeedReport) -> None:
+    before = (Referral.objects.count(), AuditEvent.objects.count())
+    assert seed_referrals() == type(seed_referrals())()
+    assert (Referral.objects.count(), AuditEvent.objects.count()) == before
+
+    report = seed_referrals(scale=2)
+
+    assert report.referrals == ROUND_SIZE
+    assert Referral.objects.count() == before[0] + ROUND_SIZE
+    assert AuditEvent.objects.count() == before[1] + 1
+    assert seed_referrals(scale=2).referrals == 0
 
 
 # -- the management command --------------------------------------------------------------------------
