@@ -359,6 +359,18 @@ def _action_arguments(action: Action, body: schemas.ActionIn) -> dict[str, Any]:
     return {}
 
 
+@router.patch(
+    "/referrals/{public_id}", response={200: schemas.ReferralOut, **ERRORS}, summary="Change a draft before it is sent"
+)
+def referral_update_draft(request: HttpRequest, public_id: uuid.UUID, payload: schemas.DraftPatchIn) -> Referral:
+    """The referring side completes its draft: clinical summary, consent, care plan. A referral
+    already sent answers 409 with its status; anyone but the referring side 403."""
+    user = _user(request)
+    referral = selectors.access_referral(user, str(public_id))
+    services.referral_update_draft(actor=user, referral=referral, **payload.changes())
+    return selectors.access_referral(user, str(public_id))
+
+
 @router.post("/referrals/{public_id}/actions/{action}", response={200: schemas.ReferralOut, **ERRORS})
 def referral_act(
     request: HttpRequest, public_id: uuid.UUID, action: Action, payload: schemas.ActionIn | None = None

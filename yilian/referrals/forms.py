@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from typing import Any
 
@@ -46,7 +47,19 @@ def _datetime_field(label: Any, required: bool = True) -> forms.DateTimeField:
     )
 
 
-class ReferralForm(forms.Form):
+class _ConsentMomentCheck:
+    """A consent moment typed by hand stays within the years the application knows."""
+
+    cleaned_data: dict[str, Any]
+
+    def clean_consent_at(self) -> dt.datetime | None:
+        moment: dt.datetime | None = self.cleaned_data.get("consent_at")
+        if moment is not None and not (EARLIEST.year <= moment.year <= LATEST.year):
+            raise forms.ValidationError(_("Enter a real date and time."))
+        return moment
+
+
+class ReferralForm(_ConsentMomentCheck, forms.Form):
     # Patient
     name = forms.CharField(label=_("Patient name"), max_length=60)
     id_number = forms.CharField(
@@ -139,11 +152,37 @@ class ReferralForm(forms.Form):
             raise forms.ValidationError(_("The birth date must be between 1900 and today."))
         return day
 
-    def clean_consent_at(self) -> dt.datetime | None:
-        moment: dt.datetime | None = self.cleaned_data.get("consent_at")
-        if moment is not None and not (EARLIEST.year <= moment.year <= LATEST.year):
-            raise forms.ValidationError(_("Enter a real date and time."))
-        return moment
+
+# What a draft's sender may still change: the clinical summary, the consent and the care plan.
+# The patient, the two institutions and the direction are fixed once the draft exists.
+DRAFT_FIELDS = (
+    "urgency",
+    "requested_service",
+    "diagnosis_code",
+    "diagnosis_name",
+    "reason",
+    "key_findings",
+    "current_treatment",
+    "allergies",
+    "consent_obtained_by",
+    "consent_method",
+    "consent_at",
+    "plan_diagnosis",
+    "plan_treatment_done",
+    "plan_medication",
+    "plan_follow_up",
+    "plan_warning_signs",
+)
+
+
+class DraftForm(_ConsentMomentCheck, forms.Form):
+    """The draft's editable fields, with the same labels and limits as the referral form."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name in DRAFT_FIELDS:
+            self.fields[name] = copy.deepcopy(ReferralForm.base_fields[name])
+        _style(self)
 
 
 class ReasonForm(forms.Form):
@@ -156,7 +195,7 @@ class ReasonForm(forms.Form):
         _style(self, small=True)
 
 
-class ConsentForm(forms.Form):
+class ConsentForm(_ConsentMomentCheck, forms.Form):
     consent_obtained_by = forms.CharField(label=_("Consent obtained by"), max_length=60, required=False)
     consent_method = forms.ChoiceField(
         label=_("Consent method"), choices=[("", "—"), *ConsentMethod.choices], required=False

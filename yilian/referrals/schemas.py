@@ -155,6 +155,39 @@ class ReferralIn(In):
         return self
 
 
+class DraftPatchIn(In):
+    """Fields of a draft to change; those left out (or null) stay as they are."""
+
+    urgency: Urgency | None = None
+    requested_service: RequestedService | None = None
+    reason: str | None = Field(None, min_length=1, max_length=2000)
+    diagnosis: DiagnosisIn | None = None
+    key_findings: str | None = Field(None, max_length=4000)
+    current_treatment: str | None = Field(None, max_length=4000)
+    allergies: str | None = Field(None, max_length=400)
+    consent: ConsentIn | None = None
+    care_plan: CarePlanIn | None = Field(None, description="Only the keys given are changed.")
+
+    def changes(self) -> dict[str, Any]:
+        """The model fields to set, as the draft-editing service takes them."""
+        given = {k: v for k, v in self.model_dump(exclude_unset=True).items() if v is not None}
+        changes: dict[str, Any] = {}
+        for key in ("urgency", "requested_service", "reason", "key_findings", "current_treatment", "allergies"):
+            if key in given:
+                changes[key] = given[key]
+        if "diagnosis" in given:
+            changes["diagnosis_code"] = given["diagnosis"]["code"]
+            changes["diagnosis_name"] = given["diagnosis"]["name"]
+        if "consent" in given:
+            changes["consent_obtained_by"] = given["consent"]["obtained_by"]
+            changes["consent_method"] = given["consent"]["method"]
+            changes["consent_at"] = given["consent"]["at"]
+        if self.care_plan is not None:
+            for key, value in self.care_plan.model_dump(exclude_unset=True).items():
+                changes[f"plan_{key}"] = value
+        return changes
+
+
 class ScheduleIn(In):
     scheduled_at: dt.datetime
     place: str = Field(..., min_length=1, max_length=200)

@@ -351,7 +351,10 @@ def referral_update_draft(*, actor: User, referral: Referral, **fields: Any) -> 
         if workflow.Side.SENDER not in workflow.sides_of(actor, locked):
             raise PermissionDenied(_("Only the referring side may edit the referral."))
         if locked.status != Status.DRAFT:
-            raise workflow.TransitionNotAllowed(locked, Action.SEND)
+            message = _("Only a draft can be edited: the referral is now “%(status)s”.") % {
+                "status": Status(locked.status).label
+            }
+            raise workflow.TransitionNotAllowed(locked, Action.SEND, message)
         for key, value in fields.items():
             setattr(locked, key, value.strip() if isinstance(value, str) else value)
         locked.full_clean(exclude=["patient", "consortium", "created_by", "status_token", "number"])

@@ -25,9 +25,11 @@ from yilian.patients import services as patient_services
 from yilian.patients.models import Patient
 from yilian.referrals import selectors, services, workflow
 from yilian.referrals.forms import (
+    DRAFT_FIELDS,
     AttachmentForm,
     BoardFilterForm,
     ConsentForm,
+    DraftForm,
     ForwardForm,
     OutcomeForm,
     ReasonForm,
@@ -288,6 +290,39 @@ def _create_from_form(user: User, data: dict[str, Any], *, send: bool, files: li
     return referral
 
 
+@login_required
+def edit_draft(request: HttpRequest, public_id: str) -> HttpResponse:
+    """The sender completes a saved draft: clinical summary, consent and care plan."""
+    user = _user(request)
+    referral = selectors.access_referral(user, str(public_id))
+    if Side.SENDER not in workflow.sides_of(user, referral):
+        raise PermissionDenied(_("Only the referring side may edit the referral."))
+    detail_url = reverse("referrals:detail", args=[referral.public_id])
+    if referral.status != Status.DRAFT:
+        messages.warning(request, _("Referral %(number)s was already sent; it can no longer be edited.") % {
+            "number": referral.number})  # fmt: skip
+        return HttpResponseRedirect(detail_url)
+    if request.method != "POST":
+        initial = {name: getattr(referral, name) for name in DRAFT_FIELDS}
+        if referral.consent_at:
+            initial["consent_at"] = timezone.localtime(referral.consent_at)
+        form = DraftForm(initial=initial)
+        return render(request, "referrals/edit.html", {"form": form, "referral": referral})
+    form = DraftForm(request.POST)
+    if form.is_valid():
+        try:
+            services.referral_update_draft(actor=user, referral=referral, **form.cleaned_data)
+        except ValidationError as exc:
+            _errors_to_form(form, exc)
+        except workflow.TransitionNotAllowed as exc:
+            messages.warning(request, str(exc))
+            return HttpResponseRedirect(detail_url)
+        else:
+            messages.success(request, _("Draft %(number)s saved.") % {"number": referral.number})
+            return HttpResponseRedirect(detail_url)
+    return render(request, "referrals/edit.html", {"form": form, "referral": referral}, status=400)
+
+
 # ----------------------------------------------------------------------------------------
 # Detail and actions
 
@@ -379,6 +414,7 @@ def _detail_context(user: User, referral: Referral, bound: dict[Action, Any] | N
         and referral.status not in workflow.TERMINAL,
         "attachment_form": AttachmentForm(),
         "is_sender": Side.SENDER in sides,
+        "can_edit": Side.SENDER in sides and referral.status == Status.DRAFT,
         "can_print": bool(sides & {Side.SENDER, Side.RECEIVER, Side.OFFICE}),
     }
 

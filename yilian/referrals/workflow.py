@@ -122,11 +122,12 @@ SIDE_PERMISSION: dict[Side, Permission] = {
 class TransitionNotAllowed(Exception):
     """The step is not in the table from the referral's current status (HTTP 409)."""
 
-    def __init__(self, referral: Referral, action: Action) -> None:
+    def __init__(self, referral: Referral, action: Action, message: str = "") -> None:
         self.status = Status(referral.status)
         self.action = action
         super().__init__(
-            gettext("“%(action)s” is not possible: the referral is now “%(status)s”.")
+            message
+            or gettext("“%(action)s” is not possible: the referral is now “%(status)s”.")
             % {"action": action.label, "status": self.status.label}
         )
 

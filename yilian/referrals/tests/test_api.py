@@ -185,6 +185,53 @@ def test_a_draft_without_consent_is_kept_and_sent_later_with_consent(api) -> Non
     assert sent.json()["consent"]["at"].startswith("2026-01-05T01:30:00")  # stored in UTC
 
 
+def patch(client: Client, referral_id: str, body: dict[str, Any]) -> Any:
+    return client.patch(f"/api/v1/referrals/{referral_id}", body, content_type="application/json")
+
+
+def test_the_sender_completes_a_draft_then_sends_it(api, persona) -> None:
+    doctor = api("doctor")
+    rid = create(doctor, referral_body(consent=None, send=False, allergies="")).json()["id"]
+    changed = patch(
+        doctor,
+        rid,
+        {
+            "diagnosis": {"code": "I61.0", "name": "基底节区脑出血"},
+            "allergies": "青霉素",
+            "consent": {"obtained_by": "王建国", "method": "written", "at": "2026-01-05T09:30:00"},
+        },
+    )
+    assert changed.status_code == 200, changed.content
+    body = changed.json()
+    assert body["status"] == "draft"
+    assert body["diagnosis"] == {"code": "I61.0", "name": "基底节区脑出血"}
+    assert body["allergies"] == "青霉素"
+    assert body["reason"] == referral_body()["reason"]  # left out, so unchanged
+    assert body["consent"]["method"] == "written"
+    edits = AuditEvent.objects.filter(action=AuditAction.UPDATE, object_id=rid, actor=persona("doctor"))
+    assert edits.count() == 1
+    assert act(doctor, rid, "send").status_code == 200  # the consent is now on record
+
+
+def test_only_a_draft_of_ones_own_can_be_changed(api, sent) -> None:
+    late = patch(api("doctor"), sent["id"], {"allergies": "头孢"})
+    assert late.status_code == 409
+    assert late.json() == {"detail": "Only a draft can be edited: the referral is now “Sent”.", "status": "sent"}
+    receiver = patch(api("coordinator"), sent["id"], {"allergies": "头孢"})
+    assert receiver.status_code == 403
+    assert Referral.objects.get(public_id=sent["id"]).allergies != "头孢"
+
+
+def test_a_draft_change_with_a_bad_icd_code_changes_nothing(api) -> None:
+    doctor = api("doctor")
+    rid = create(doctor, referral_body(send=False)).json()["id"]
+    refused = patch(doctor, rid, {"diagnosis": {"code": "脑梗", "name": "脑梗死"}, "allergies": "头孢"})
+    assert refused.status_code == 400
+    assert "diagnosis_code" in refused.json()["errors"]
+    draft = Referral.objects.get(public_id=rid)
+    assert (draft.diagnosis_code, draft.allergies) == ("I63.9", referral_body()["allergies"])
+
+
 def test_a_down_referral_without_a_care_plan_is_refused(api) -> None:
     body = referral_body(direction="down", to_institution="cs-tianma", requested_service="rehabilitation")
     response = create(api("doctor"), body)

@@ -28,8 +28,16 @@ def site(live_server: Any) -> str:
 
 
 def shot(page: Page, name: str) -> None:
+    """The whole page as it reads once scrolled to the end: the viewport grows to the document's
+    height for the shot, so that the sticky action bar sits after the form, not over it."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    viewport = page.viewport_size
+    if viewport is not None:
+        height = int(page.evaluate("document.documentElement.scrollHeight"))
+        page.set_viewport_size({"width": viewport["width"], "height": max(height, viewport["height"])})
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    if viewport is not None:
+        page.set_viewport_size(viewport)
 
 
 def log_in(page: Page, site: str, username: str) -> None:
@@ -137,6 +145,37 @@ def test_county_doctor_refers_up_and_sees_the_outcome(
     expect(page.locator("#timeline .timeline-item")).to_have_count(8)
     other.close()
     patient_phone.close()
+
+
+def test_a_draft_saved_without_consent_is_completed_and_sent(page: Page, site: str) -> None:
+    """The doctor saves the referral before the family has agreed, completes it later and sends it."""
+    page.set_viewport_size({"width": 1280, "height": 900})
+    log_in(page, site, "doctor")
+    page.goto(f"{site}/referrals/new/")
+    page.get_by_label("患者姓名").fill("无名氏")
+    page.get_by_label("估计年龄").fill("70")
+    page.get_by_label("转往").select_option("inst:qzph:quzhou-neuro")
+    page.get_by_label("服务需求").select_option("outpatient")
+    page.get_by_label("ICD-10 编码").fill("I63.9")
+    page.get_by_label("初步诊断").fill("脑梗死")
+    page.get_by_label("转诊原因").fill("言语不清一周，请神经外科会诊评估")
+    page.get_by_role("button", name="保存草稿").click()
+    expect(page.locator(".page-title")).to_contain_text("草稿")
+
+    page.locator("#edit-draft").click()
+    page.get_by_label("ICD-10 编码").fill("I61.0")
+    page.get_by_label("初步诊断").fill("基底节区脑出血")
+    page.get_by_label("知情同意获取人").fill("王建国")
+    page.get_by_label("知情同意方式").select_option("verbal")
+    page.get_by_label("同意时间").fill(timezone.localtime().strftime("%Y-%m-%dT%H:%M"))
+    shot(page, "referral-edit-draft")
+    page.locator("#save-draft").click()
+    expect(page.locator("body")).to_contain_text("I61.0")
+    expect(page.locator(".page-title")).to_contain_text("草稿")
+    page.locator("summary[data-action=send]").click()
+    page.locator("#form-send button[type=submit]").click()
+    expect(page.locator(".page-title")).to_contain_text("已发送")
+    expect(page.locator("#edit-draft")).to_have_count(0)
 
 
 def _status_url(page: Page, site: str) -> str:

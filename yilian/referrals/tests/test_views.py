@@ -80,6 +80,65 @@ def test_a_draft_can_be_saved_without_consent_and_sent_later(login) -> None:
     assert referral.status == Status.SENT and referral.consent_method == "verbal"
 
 
+def _draft_form(referral: Referral, **overrides: Any) -> dict[str, Any]:
+    data = {
+        "urgency": referral.urgency,
+        "requested_service": referral.requested_service,
+        "diagnosis_code": referral.diagnosis_code,
+        "diagnosis_name": referral.diagnosis_name,
+        "reason": referral.reason,
+        "key_findings": referral.key_findings,
+        "current_treatment": referral.current_treatment,
+        "allergies": referral.allergies,
+        "consent_obtained_by": "",
+        "consent_method": "",
+        "consent_at": "",
+    }
+    data.update(overrides)
+    return data
+
+
+def test_the_sender_edits_a_draft_and_the_change_is_audited(login, make_referral) -> None:
+    draft = make_referral(Status.DRAFT, consent=None)
+    client = login("doctor")
+    detail = client.get(f"/referrals/{draft.public_id}/").content.decode()
+    assert f'href="/referrals/{draft.public_id}/edit/"' in detail
+    page = client.get(f"/referrals/{draft.public_id}/edit/").content.decode()
+    assert "编辑草稿" in page and draft.reason in page  # the form comes filled in
+    response = client.post(
+        f"/referrals/{draft.public_id}/edit/",
+        _draft_form(draft, diagnosis_code="I61.0", diagnosis_name="基底节区脑出血", consent_obtained_by="王建国",
+                    consent_method="written", consent_at="2026-11-23T08:00"),
+    )  # fmt: skip
+    assert response.status_code == 302 and response["Location"] == f"/referrals/{draft.public_id}/"
+    draft.refresh_from_db()
+    assert (draft.status, draft.diagnosis_code, draft.consent_method) == (Status.DRAFT, "I61.0", "written")
+    audit = AuditEvent.objects.get(action=AuditAction.UPDATE, object_id=str(draft.public_id))
+    assert "diagnosis_code" in audit.changes["fields"]
+
+
+def test_a_bad_draft_edit_is_explained_and_changes_nothing(login, make_referral) -> None:
+    draft = make_referral(Status.DRAFT)
+    response = login("doctor").post(
+        f"/referrals/{draft.public_id}/edit/", _draft_form(draft, diagnosis_code="脑梗", allergies="头孢")
+    )
+    assert response.status_code == 400
+    assert "请输入 ICD-10 编码，如 I63.9 或 I63.900x001。" in response.content.decode()
+    draft.refresh_from_db()
+    assert (draft.diagnosis_code, draft.allergies) == ("I63.9", "青霉素")
+
+
+def test_only_the_sender_edits_and_only_while_it_is_a_draft(login, make_referral) -> None:
+    sent = make_referral(Status.SENT)
+    doctor = login("doctor")
+    assert "/edit/" not in doctor.get(f"/referrals/{sent.public_id}/").content.decode()
+    late = doctor.post(f"/referrals/{sent.public_id}/edit/", _draft_form(sent, allergies="头孢"), follow=True)
+    assert "已发送，不能再修改" in late.content.decode()
+    assert login("coordinator").get(f"/referrals/{sent.public_id}/edit/").status_code == 403
+    sent.refresh_from_db()
+    assert sent.allergies == "青霉素"
+
+
 def test_a_wrong_id_number_is_explained_in_the_users_language(login) -> None:
     good = next_id_number()
     bad = good[:-1] + ("1" if good[-1] != "1" else "2")  # the check digit no longer matches
