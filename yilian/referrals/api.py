@@ -21,13 +21,13 @@ from ninja.pagination import paginate
 from ninja.params import FormEx, HeaderEx, P
 from pydantic import field_validator, model_validator
 
-from yilian.core.audit import audit_pii_read
 from yilian.core.permissions import Permission
 from yilian.patients import services as patient_services
 from yilian.patients.models import Patient
 from yilian.referrals import schemas, selectors, services, workflow
 from yilian.referrals.models import Direction, Referral, ReferralAttachment, ReferralEvent, Urgency
 from yilian.referrals.models import Status as ReferralStatus
+from yilian.referrals.views import attachment_response
 from yilian.referrals.workflow import Action
 from yilian.registry.api import ERRORS as REGISTRY_ERRORS
 from yilian.registry.api import Pagination
@@ -437,22 +437,7 @@ _FILE = {"schema": {"type": "string", "format": "binary"}}
     },
 )
 def attachment_download(request: HttpRequest, public_id: uuid.UUID, attachment_id: uuid.UUID) -> FileResponse:
-    user = _user(request)
-    referral = selectors.access_referral(user, str(public_id))
-    attachment = referral.attachments.filter(public_id=attachment_id).first()
-    if attachment is None:
-        raise Http404(_("No such file."))
-    # A clinical document is the patient's data: opening it leaves the same trace as reading the identity.
-    audit_pii_read(
-        actor=user, obj=referral.patient, fields=["attachment"], purpose=f"{referral.number} {attachment.filename}"
-    )
-    inline = attachment.content_type in ("application/pdf", "image/png", "image/jpeg")
-    return FileResponse(
-        attachment.file.open("rb"),
-        as_attachment=not inline,
-        filename=attachment.filename,
-        content_type=attachment.content_type,
-    )
+    return attachment_response(selectors.attachment_open(_user(request), str(public_id), str(attachment_id)))
 
 
 # ----------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from django.utils.translation import gettext_lazy as _
 
 from yilian.patients.models import Sex
 from yilian.referrals.models import ConsentMethod, Direction, RequestedService, Status, Urgency
+from yilian.referrals.services import DRAFT_FIELDS
 from yilian.registry.models import Department, Institution, Region
 from yilian.web.forms import EARLIEST, LATEST
 
@@ -151,28 +152,6 @@ class ReferralForm(_ConsentMomentCheck, forms.Form):
         if day is not None and not (EARLIEST <= day <= timezone.localdate()):
             raise forms.ValidationError(_("The birth date must be between 1900 and today."))
         return day
-
-
-# What a draft's sender may still change: the clinical summary, the consent and the care plan.
-# The patient, the two institutions and the direction are fixed once the draft exists.
-DRAFT_FIELDS = (
-    "urgency",
-    "requested_service",
-    "diagnosis_code",
-    "diagnosis_name",
-    "reason",
-    "key_findings",
-    "current_treatment",
-    "allergies",
-    "consent_obtained_by",
-    "consent_method",
-    "consent_at",
-    "plan_diagnosis",
-    "plan_treatment_done",
-    "plan_medication",
-    "plan_follow_up",
-    "plan_warning_signs",
-)
 
 
 class DraftForm(_ConsentMomentCheck, forms.Form):

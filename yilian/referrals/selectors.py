@@ -28,7 +28,7 @@ from yilian.core.audit import audit_pii_read
 from yilian.core.permissions import ROLE_PERMISSIONS, Permission, Role
 from yilian.patients.models import Patient
 from yilian.referrals import workflow
-from yilian.referrals.models import Direction, Referral, ReferralEvent, Status
+from yilian.referrals.models import Direction, Referral, ReferralAttachment, ReferralEvent, Status
 from yilian.registry.models import Institution
 from yilian.registry.selectors import AnyUser, Scope, institution_queryset_visible_to, user_scope
 
@@ -91,6 +91,19 @@ def access_referral(user: AnyUser, public_id: str) -> Referral:
     if not referral_queryset_visible_to(user).filter(pk=referral.pk).exists():
         raise PermissionDenied(_("This referral does not involve your institution."))
     return referral
+
+
+def attachment_open(user: AnyUser, public_id: str, attachment_id: str) -> ReferralAttachment:
+    """An attachment of a referral the user sees. A clinical document is the patient's data:
+    opening it leaves the same audit trace as reading the patient's identity."""
+    referral = access_referral(user, public_id)
+    attachment = referral.attachments.filter(public_id=attachment_id).first()
+    if attachment is None:
+        raise Http404(_("No such file."))
+    audit_pii_read(
+        actor=user, obj=referral.patient, fields=["attachment"], purpose=f"{referral.number} {attachment.filename}"
+    )
+    return attachment
 
 
 def referral_by_status_token(token: str) -> Referral | None:

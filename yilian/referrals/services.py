@@ -323,27 +323,31 @@ def _idempotent_result(actor: User, key: str, request_hash: str) -> Referral | N
     return row.referral
 
 
+# What a draft's sender may still change: the clinical summary, the consent and the care plan.
+# The patient, the two institutions and the direction are fixed once the draft exists.
+DRAFT_FIELDS = (
+    "urgency",
+    "requested_service",
+    "diagnosis_code",
+    "diagnosis_name",
+    "reason",
+    "key_findings",
+    "current_treatment",
+    "allergies",
+    "consent_obtained_by",
+    "consent_method",
+    "consent_at",
+    "plan_diagnosis",
+    "plan_treatment_done",
+    "plan_medication",
+    "plan_follow_up",
+    "plan_warning_signs",
+)
+
+
 def referral_update_draft(*, actor: User, referral: Referral, **fields: Any) -> Referral:
     """Change a draft's clinical summary, consent or care plan (sender side only)."""
-    allowed = {
-        "reason",
-        "requested_service",
-        "diagnosis_code",
-        "diagnosis_name",
-        "key_findings",
-        "current_treatment",
-        "allergies",
-        "urgency",
-        "consent_obtained_by",
-        "consent_method",
-        "consent_at",
-        "plan_diagnosis",
-        "plan_treatment_done",
-        "plan_medication",
-        "plan_follow_up",
-        "plan_warning_signs",
-    }
-    unknown = set(fields) - allowed
+    unknown = set(fields) - set(DRAFT_FIELDS)
     if unknown:
         raise ValidationError(_("These fields cannot be changed: %(fields)s.") % {"fields": ", ".join(sorted(unknown))})
     with transaction.atomic():
@@ -529,14 +533,19 @@ def referral_schedule(
     return workflow.apply(referral_id=referral.pk, action=Action.SCHEDULE, actor=actor, effect=effect, at=now)
 
 
-def referral_check_in(*, actor: User, referral: Referral) -> Referral:
+def _stamped(*, actor: User, referral: Referral, action: Action, moment_field: str) -> Referral:
+    """A step whose only effect is to record when it happened in ``moment_field``."""
     now = timezone.now()
 
     def effect(r: Referral, side: Side) -> dict[str, Any]:
-        r.arrived_at = now
+        setattr(r, moment_field, now)
         return {}
 
-    return workflow.apply(referral_id=referral.pk, action=Action.CHECK_IN, actor=actor, effect=effect, at=now)
+    return workflow.apply(referral_id=referral.pk, action=action, actor=actor, effect=effect, at=now)
+
+
+def referral_check_in(*, actor: User, referral: Referral) -> Referral:
+    return _stamped(actor=actor, referral=referral, action=Action.CHECK_IN, moment_field="arrived_at")
 
 
 def referral_start_treatment(*, actor: User, referral: Referral) -> Referral:
@@ -583,13 +592,7 @@ def referral_return_outcome(
 
 
 def referral_acknowledge(*, actor: User, referral: Referral) -> Referral:
-    now = timezone.now()
-
-    def effect(r: Referral, side: Side) -> dict[str, Any]:
-        r.closed_at = now
-        return {}
-
-    return workflow.apply(referral_id=referral.pk, action=Action.ACKNOWLEDGE, actor=actor, effect=effect, at=now)
+    return _stamped(actor=actor, referral=referral, action=Action.ACKNOWLEDGE, moment_field="closed_at")
 
 
 def referral_cancel(*, actor: User, referral: Referral, reason: str = "") -> Referral:

@@ -19,13 +19,11 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
-from yilian.core.audit import audit_pii_read
 from yilian.core.permissions import Permission
 from yilian.patients import services as patient_services
 from yilian.patients.models import Patient
 from yilian.referrals import selectors, services, workflow
 from yilian.referrals.forms import (
-    DRAFT_FIELDS,
     AttachmentForm,
     BoardFilterForm,
     ConsentForm,
@@ -36,7 +34,8 @@ from yilian.referrals.forms import (
     ReferralForm,
     ScheduleForm,
 )
-from yilian.referrals.models import Direction, Referral, Status
+from yilian.referrals.models import Direction, Referral, ReferralAttachment, Status
+from yilian.referrals.services import DRAFT_FIELDS
 from yilian.referrals.workflow import Action, Side
 from yilian.registry.models import Consortium, ConsortiumMember, Department, Institution, Region, RegionLevel, User
 from yilian.registry.selectors import user_scope
@@ -538,14 +537,11 @@ def attachment_upload(request: HttpRequest, public_id: str) -> HttpResponse:
 @login_required
 @require_GET
 def attachment_download(request: HttpRequest, public_id: str, attachment_id: str) -> FileResponse:
-    user = _user(request)
-    referral = selectors.access_referral(user, str(public_id))
-    attachment = referral.attachments.filter(public_id=attachment_id).first()
-    if attachment is None:
-        raise Http404(_("No such file."))
-    audit_pii_read(
-        actor=user, obj=referral.patient, fields=["attachment"], purpose=f"{referral.number} {attachment.filename}"
-    )
+    return attachment_response(selectors.attachment_open(_user(request), str(public_id), str(attachment_id)))
+
+
+def attachment_response(attachment: ReferralAttachment) -> FileResponse:
+    """The file itself: PDF and pictures open in the browser, DICOM is downloaded."""
     inline = attachment.content_type in ("application/pdf", "image/png", "image/jpeg")
     return FileResponse(
         attachment.file.open("rb"),
