@@ -1414,9 +1414,8 @@ class _Round:
                 d.refer_back_at = dt.datetime.combine(on, dt.time(9), tzinfo=self.tz)
         return True
 
-    def acknowledge(self, d: _Draft, at: dt.datetime, *, office: bool = False) -> bool:
-        who = self.reg.office(d.fields["consortium"]) if office else d.sender
-        if not self.step(d, A.ACKNOWLEDGE, at, OFFICE if office else SENDER, who):
+    def acknowledge(self, d: _Draft, at: dt.datetime) -> bool:
+        if not self.step(d, A.ACKNOWLEDGE, at, SENDER, d.sender):
             return False
         d.fields["closed_at"] = at
         return True
@@ -1509,7 +1508,10 @@ class _Round:
             if not urgent and rng.random() < 0.035:
                 if not self.no_show(d, appointment + levels.no_show_grace + _plain(rng.uniform(1, 15))):
                     return
-                if rng.random() >= 0.4:
+                after = rng.random()
+                if after >= 0.4:
+                    if after < 0.8:  # the referring doctor learns the patient went elsewhere, and ends it
+                        self.cancel(d, d.events[-1][3] + _days(rng.uniform(1, 7)))
                     return
                 t = d.events[-1][3] + _hours(rng.uniform(2, 48))
                 if not self.reopen(d, t):
@@ -1534,7 +1536,7 @@ class _Round:
         ending = rng.random()
         if ending < 0.05:  # the sender never confirms: the loop stays open
             return
-        self.acknowledge(d, t + _hours(rng.uniform(1, 96)), office=ending < 0.07)
+        self.acknowledge(d, t + _hours(rng.uniform(1, 96)))
 
     # -- the round
 

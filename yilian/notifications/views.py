@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from django import forms
@@ -77,7 +78,11 @@ def webhooks(request: HttpRequest) -> HttpResponse:
     status = 200
     if request.method == "POST":
         if "toggle" in request.POST:
-            endpoint = selectors.webhooks_for(user).filter(public_id=request.POST["toggle"]).first()
+            try:
+                endpoint_id = uuid.UUID(request.POST["toggle"])
+            except ValueError:
+                raise Http404(_("No such webhook.")) from None
+            endpoint = selectors.webhooks_for(user).filter(public_id=endpoint_id).first()
             if endpoint is None:
                 raise Http404(_("No such webhook."))
             services.webhook_set_active(actor=user, endpoint=endpoint, is_active=not endpoint.is_active)

@@ -15,7 +15,7 @@ import datetime as dt
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from stdnum import exceptions as stdnum_exceptions
@@ -136,16 +136,16 @@ def patient_register(
         if number:
             existing = Patient.objects.select_for_update().filter(id_number=number).first()
             if existing is not None:
-                filled = [k for k, v in fields.items() if v not in (None, "") and getattr(existing, k) in (None, "")]
-                for key in filled:
-                    setattr(existing, key, fields[key])
-                if filled:
-                    existing.save(update_fields=[*filled, "updated_at"])
-                    audit_record(actor=actor, action=AuditAction.UPDATE, obj=existing, changes={"filled": filled})
-                return existing
+                return _matched(actor, existing, fields)
         patient = Patient(id_number=number or None, registered_by=institution, **fields)
         patient.full_clean(exclude=["id_number"])
-        patient.save()
+        try:
+            with transaction.atomic():  # a savepoint: another registration of this number may win the race
+                patient.save()
+        except IntegrityError:
+            if not number:
+                raise
+            return _matched(actor, Patient.objects.select_for_update().get(id_number=number), fields)
         audit_record(
             actor=actor,
             action=AuditAction.CREATE,
@@ -153,6 +153,32 @@ def patient_register(
             changes={"identified": bool(number), "registered_by": institution.code},
         )
     return patient
+
+
+def _same_name(a: str, b: str) -> bool:
+    def norm(name: str) -> str:
+        return "".join(ch for ch in name if not ch.isspace() and ch not in "·•・.").casefold()
+
+    return norm(a) == norm(b)
+
+
+def _matched(actor: User | None, existing: Patient, fields: dict[str, Any]) -> Patient:
+    """The record already holding this ID number: the same person only if the name agrees too.
+
+    Knowing a number is not enough to reach the record someone else registered: a different name
+    is refused (without saying whose the number is), and nothing already recorded is overwritten.
+    """
+    if not _same_name(existing.name, fields["name"]):
+        raise ValidationError(
+            {"id_number": _("This ID number is on record under another name. Check the number and the name.")}
+        )
+    filled = [k for k, v in fields.items() if v not in (None, "") and getattr(existing, k) in (None, "")]
+    for key in filled:
+        setattr(existing, key, fields[key])
+    if filled:
+        existing.save(update_fields=[*filled, "updated_at"])
+        audit_record(actor=actor, action=AuditAction.UPDATE, obj=existing, changes={"filled": filled})
+    return existing
 
 
 def patient_merge(*, actor: User, source: Patient, target: Patient) -> Patient:

@@ -552,6 +552,7 @@ class FiguresRowOut(Schema):
     arrived: int
     no_show: int
     outcome_returned: int
+    closed: int
     acceptance_rate: float | None
     decline_rate: float | None
     loop_closure_rate: float | None

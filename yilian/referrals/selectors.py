@@ -4,6 +4,7 @@ Visibility:
 - staff holding the referral-viewing permission at an institution see the referrals sent
   from it and those addressed to it now (after a forward, the former receiver no longer does);
 - a consortium office sees every referral of its consortia;
+- a draft (perhaps without the patient's consent yet) is seen only by the referring institution;
 - a system administrator sees all;
 - a patient is seen only through a referral the user sees; reading a patient's identifying
   data (name, ID number, phone, address, contact) leaves an audit row (``patient_identity``).
@@ -52,11 +53,12 @@ def _visible_q(user: AnyUser) -> Q | None:
     if scope.is_global:
         return None
     q = Q(pk__in=[])
+    sent = ~Q(status=Status.DRAFT)  # a draft is seen by the referring side only, until it is sent
     staff_at = staff_institution_ids(scope)
     if staff_at:
-        q |= Q(from_institution_id__in=staff_at) | Q(to_institution_id__in=staff_at)
+        q |= Q(from_institution_id__in=staff_at) | (Q(to_institution_id__in=staff_at) & sent)
     if Permission.VIEW_REFERRALS in scope.permissions and scope.consortium_ids:
-        q |= Q(consortium_id__in=scope.consortium_ids)
+        q |= Q(consortium_id__in=scope.consortium_ids) & sent
     return q
 
 
@@ -323,6 +325,7 @@ class InstitutionFigures:
     arrived: int = 0
     no_show: int = 0
     outcome_returned: int = 0
+    closed: int = 0
     hours_to_receive: list[float] = field(default_factory=list)
     hours_to_decide: list[float] = field(default_factory=list)
     hours_to_outcome: list[float] = field(default_factory=list)
@@ -345,8 +348,9 @@ class InstitutionFigures:
 
     @property
     def loop_closure_rate(self) -> float | None:
-        """Referrals whose patient arrived and whose outcome came back, of those that arrived."""
-        return self._rate(self.outcome_returned, self.arrived)
+        """Of the referrals whose patient arrived, those closed: the outcome came back and the
+        referring side acknowledged it (the sender knows what happened)."""
+        return self._rate(self.closed, self.arrived)
 
     @property
     def no_show_rate(self) -> float | None:
@@ -412,6 +416,8 @@ def referral_figures(
                 f.arrived += 1
             if status == Status.NO_SHOW:
                 f.no_show += 1
+            if status == Status.CLOSED:
+                f.closed += 1
             if outcome is not None:
                 f.outcome_returned += 1
                 f.hours_to_outcome.append((outcome - sent).total_seconds() / 3600)

@@ -55,6 +55,7 @@ from yilian.registry.selectors import user_scope
 
 ATTACHMENT_MAX_BYTES = 20 * 1024 * 1024
 ATTACHMENTS_PER_REFERRAL = 20
+SWEEP_BATCH = 500  # referrals per kind of step in one pass of the sweep; the next pass takes the rest
 
 
 @dataclass(frozen=True)
@@ -77,8 +78,10 @@ DEFAULT_SERVICE_LEVELS: dict[Urgency, Levels] = {
 
 def service_levels_for(consortium_id: int, urgency: str) -> Levels:
     row = ServiceLevel.objects.filter(consortium_id=consortium_id, urgency=urgency).first()
-    if row is None:
-        return DEFAULT_SERVICE_LEVELS[Urgency(urgency)]
+    return DEFAULT_SERVICE_LEVELS[Urgency(urgency)] if row is None else _levels_of(row)
+
+
+def _levels_of(row: ServiceLevel) -> Levels:
     return Levels(
         dt.timedelta(minutes=row.receive_within_minutes),
         dt.timedelta(minutes=row.decide_within_minutes),
@@ -494,6 +497,9 @@ def referral_forward(
         previous = r.to_institution
         r.to_institution = to_institution
         r.to_department = to_department
+        # The new receiver has not opened it yet (the timeline keeps when the former one did).
+        r.received_at = None
+        r.escalation_level = 0
         _set_deadlines(r, now)
         return {"from_institution": previous.code if previous else None, "to_institution": to_institution.code}
 
@@ -645,8 +651,7 @@ def referral_attach(
     sides = workflow.sides_of(actor, referral)
     if not sides & {Side.SENDER, Side.RECEIVER, Side.OFFICE}:
         raise PermissionDenied(_("You may not add files to this referral."))
-    if referral.status in workflow.TERMINAL:
-        raise workflow.TransitionNotAllowed(referral, Action.SEND)
+    _refuse_files_when_ended(referral)
     size = upload.size or 0
     if size == 0:
         raise ValidationError({"file": _("The file is empty.")})
@@ -667,6 +672,7 @@ def referral_attach(
     name = (upload.name or "file").replace("/", "_").replace("\\", "_")[-120:]
     with transaction.atomic():
         locked = Referral.objects.select_for_update().get(pk=referral.pk)
+        _refuse_files_when_ended(locked)  # again under the lock: it may have ended a moment ago
         if locked.attachments.count() >= ATTACHMENTS_PER_REFERRAL:
             raise ValidationError(
                 {"file": _("A referral can carry at most %(n)s files.") % {"n": ATTACHMENTS_PER_REFERRAL}}
@@ -682,14 +688,28 @@ def referral_attach(
             uploaded_by=actor,
         )
         attachment.file.save(name, upload, save=False)
-        attachment.save()
-        audit_record(
-            actor=actor,
-            action=AuditAction.CREATE,
-            obj=attachment,
-            changes={"referral": locked.number, "kind": sniffed[0].value, "size": size},
-        )
+        try:
+            attachment.save()
+            audit_record(
+                actor=actor,
+                action=AuditAction.CREATE,
+                obj=attachment,
+                changes={"referral": locked.number, "kind": sniffed[0].value, "size": size},
+            )
+        except BaseException:
+            attachment.file.delete(save=False)  # no stored document without its record
+            raise
     return attachment
+
+
+def _refuse_files_when_ended(referral: Referral) -> None:
+    if referral.status in workflow.TERMINAL:
+        raise workflow.TransitionNotAllowed(
+            referral,
+            Action.SEND,
+            _("Files can no longer be added: the referral is now “%(status)s”.")
+            % {"status": Status(referral.status).label},
+        )
 
 
 # ----------------------------------------------------------------------------------------
@@ -703,6 +723,19 @@ class SweepReport:
     no_shows: int = 0
 
 
+def _service_level_groups() -> list[tuple[Q, Levels]]:
+    """(which referrals, their service levels): one group per configured consortium and urgency,
+    then one per urgency for all other consortia, which use the defaults."""
+    groups: list[tuple[Q, Levels]] = []
+    configured: dict[str, list[int]] = {u: [] for u in Urgency.values}
+    for row in ServiceLevel.objects.all():
+        configured[row.urgency].append(row.consortium_id)
+        groups.append((Q(consortium_id=row.consortium_id, urgency=row.urgency), _levels_of(row)))
+    for urgency, levels in DEFAULT_SERVICE_LEVELS.items():
+        groups.append((Q(urgency=urgency) & ~Q(consortium_id__in=configured[urgency]), levels))
+    return groups
+
+
 def referral_sweep(*, now: dt.datetime | None = None) -> SweepReport:
     """Flag overdue referrals, notify the receiving side, escalate to the office, mark no-shows."""
     from yilian.referrals import events
@@ -712,7 +745,7 @@ def referral_sweep(*, now: dt.datetime | None = None) -> SweepReport:
         status__in=workflow.AWAITING_DECISION, decide_due_at__lt=now
     )
     notified = escalated = 0
-    for referral in Referral.objects.filter(overdue, escalation_level=0).order_by("pk")[:500]:
+    for referral in Referral.objects.filter(overdue, escalation_level=0).order_by("pk")[:SWEEP_BATCH]:
         with transaction.atomic():
             locked = Referral.objects.select_for_update().get(pk=referral.pk)
             if locked.escalation_level != 0:
@@ -722,11 +755,17 @@ def referral_sweep(*, now: dt.datetime | None = None) -> SweepReport:
             audit_record(actor=None, action=AuditAction.UPDATE, obj=locked, changes={"escalation_level": 1})
             transaction.on_commit(partial(events.overdue, locked.pk, level=1))
         notified += 1
-    for referral in Referral.objects.filter(overdue, escalation_level=1).order_by("pk")[:500]:
-        levels = service_levels_for(referral.consortium_id, referral.urgency)
-        due = referral.receive_due_at if referral.status in workflow.AWAITING_RECEIPT else referral.decide_due_at
-        if due is None or now < due + levels.escalate_after:
-            continue
+    # Escalation and no-show wait for windows set per consortium and urgency: select only the
+    # referrals whose window has passed, so that those still waiting never crowd out the due ones.
+    escalate_due, no_show_due = Q(pk__in=[]), Q(pk__in=[])
+    for group, levels in _service_level_groups():
+        late = now - levels.escalate_after
+        escalate_due |= group & (
+            Q(status__in=workflow.AWAITING_RECEIPT, receive_due_at__lt=late)
+            | Q(status=Status.RECEIVED, decide_due_at__lt=late)
+        )
+        no_show_due |= group & Q(scheduled_at__lt=now - levels.no_show_grace)
+    for referral in Referral.objects.filter(escalate_due, escalation_level=1).order_by("pk")[:SWEEP_BATCH]:
         with transaction.atomic():
             locked = Referral.objects.select_for_update().get(pk=referral.pk)
             if locked.escalation_level != 1:
@@ -737,10 +776,10 @@ def referral_sweep(*, now: dt.datetime | None = None) -> SweepReport:
             transaction.on_commit(partial(events.overdue, locked.pk, level=2))
         escalated += 1
     no_shows = 0
-    for referral in Referral.objects.filter(status=Status.SCHEDULED, scheduled_at__lt=now).order_by("pk")[:500]:
+    for referral in Referral.objects.filter(no_show_due, status=Status.SCHEDULED).order_by("pk")[:SWEEP_BATCH]:
         try:
             referral_mark_no_show(actor=None, referral=referral, now=now)
         except (ValidationError, workflow.TransitionNotAllowed):
-            continue  # still inside the grace period, or checked in meanwhile
+            continue  # checked in meanwhile
         no_shows += 1
     return SweepReport(notified=notified, escalated=escalated, no_shows=no_shows)

@@ -11,6 +11,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.db.models import Q
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
@@ -225,8 +226,6 @@ def _errors_to_form(form: Any, exc: ValidationError) -> None:
 
 
 def _create_from_form(user: User, data: dict[str, Any], *, send: bool, files: list[Any]) -> Referral:
-    from django.db import transaction
-
     destination: str = data["destination"]
     kind, _sep, rest = destination.partition(":")
     to_institution: Institution | None = None
@@ -239,6 +238,28 @@ def _create_from_form(user: User, data: dict[str, Any], *, send: bool, files: li
     consent = None
     if data["consent_obtained_by"] and data["consent_method"] and data["consent_at"]:
         consent = services.Consent(data["consent_obtained_by"], data["consent_method"], data["consent_at"])
+    stored: list[ReferralAttachment] = []
+    try:
+        return _create_in_one_transaction(user, data, send=send, files=files, stored=stored, consent=consent,
+                                          to_institution=to_institution, consortium=consortium)  # fmt: skip
+    except BaseException:
+        # The rows are rolled back; the files written to storage must go with them.
+        for attachment in stored:
+            attachment.file.delete(save=False)
+        raise
+
+
+def _create_in_one_transaction(
+    user: User,
+    data: dict[str, Any],
+    *,
+    send: bool,
+    files: list[Any],
+    stored: list[ReferralAttachment],
+    consent: services.Consent | None,
+    to_institution: Institution | None,
+    consortium: Consortium | None,
+) -> Referral:
     with transaction.atomic():
         patient = patient_services.patient_register(
             actor=user,
@@ -282,7 +303,7 @@ def _create_from_form(user: User, data: dict[str, Any], *, send: bool, files: li
             },
         )
         for upload in files:
-            services.referral_attach(actor=user, referral=referral, upload=upload)
+            stored.append(services.referral_attach(actor=user, referral=referral, upload=upload))
         # Sending last, so that attachments are in place when the receiving side is told.
         if send:
             referral = services.referral_send(actor=user, referral=referral)
@@ -569,7 +590,8 @@ def slip(request: HttpRequest, public_id: str) -> HttpResponse:
     patient = selectors.patient_identity(user, referral.patient, purpose=f"slip {referral.number}")
     url = status_url(referral)
     qr = segno.make(url, error="m").svg_inline(scale=4, dark="#0b3a4a")
-    return render(request, "referrals/slip.html", {"referral": referral, "patient": patient, "qr": qr, "url": url})
+    context = {"referral": referral, "patient": patient, "qr": qr, "url": url}
+    return render(request, "referrals/slip.html", context)
 
 
 @require_GET

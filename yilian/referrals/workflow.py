@@ -101,9 +101,12 @@ TRANSITIONS: dict[tuple[Status, Action], Transition] = {
     (S.ARRIVED, A.START_TREATMENT): _t(S.IN_TREATMENT, RECEIVER),
     (S.ARRIVED, A.RETURN_OUTCOME): _t(S.OUTCOME_RETURNED, RECEIVER),  # a single outpatient visit
     (S.IN_TREATMENT, A.RETURN_OUTCOME): _t(S.OUTCOME_RETURNED, RECEIVER),
-    (S.OUTCOME_RETURNED, A.ACKNOWLEDGE): _t(S.CLOSED, SENDER, OFFICE),
-    # The one reopening: a patient who missed the appointment can be given a new one.
+    # The loop closes when the referring side has read the outcome.
+    (S.OUTCOME_RETURNED, A.ACKNOWLEDGE): _t(S.CLOSED, SENDER),
+    # The one reopening: a patient who missed the appointment can be given a new one; or either
+    # side ends it (the patient went elsewhere), so that a no-show does not stay open for ever.
     (S.NO_SHOW, A.REOPEN): _t(S.ACCEPTED, *_HANDLERS, reason=True),
+    (S.NO_SHOW, A.CANCEL): _t(S.CANCELLED, *_ANY_PARTY, reason=True),
 }
 
 TERMINAL = frozenset(s for s in Status if not any(key[0] == s for key in TRANSITIONS))  # closed, declined, cancelled
@@ -143,6 +146,8 @@ def sides_of(user: AnyUser | None, referral: Referral) -> frozenset[Side]:
     sides: set[Side] = set()
     if referral.from_institution_id in scope.institution_ids_with(SIDE_PERMISSION[SENDER]):
         sides.add(SENDER)
+    if referral.status == S.DRAFT:
+        return frozenset(sides)  # a draft (perhaps without consent yet) is the referring side's alone
     if referral.to_institution_id is not None and referral.to_institution_id in scope.institution_ids_with(
         SIDE_PERMISSION[RECEIVER]
     ):

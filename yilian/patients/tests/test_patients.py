@@ -133,7 +133,7 @@ def test_the_same_number_twice_is_one_patient_and_only_empty_fields_are_filled()
     again = patient_register(
         actor=person("coordinator"),
         institution=Institution.objects.get(code="qzph"),
-        name="陈秀音",  # a typo at the second hospital does not overwrite the first record
+        name=" 陈 秀英",  # spaces typed by the second hospital do not make another person
         id_number=number,
         phone="13905709876",
         address="常山县天马街道",
@@ -145,6 +145,26 @@ def test_the_same_number_twice_is_one_patient_and_only_empty_fields_are_filled()
     assert stored.registered_by.code == "csph"
     audit = AuditEvent.objects.filter(object_id=str(first.public_id)).order_by("-id").first()
     assert audit is not None and sorted(audit.changes["filled"]) == ["address", "phone"]
+
+
+@pytest.mark.django_db
+def test_a_known_number_under_another_name_is_refused_and_reveals_nothing() -> None:
+    """Knowing someone's ID number is not a way into the record another hospital registered."""
+    number = valid_id_number("33082219580315321")
+    first = patient_create(id_number=number, name="陈秀英", phone="13905701111")
+    with pytest.raises(ValidationError) as excinfo:
+        patient_register(
+            actor=person("bijie"),
+            institution=Institution.objects.get(code="bjfph"),
+            name="随便",
+            id_number=number,
+            address="毕节市七星关区",
+        )
+    message = excinfo.value.message_dict["id_number"][0]
+    assert message == "这个身份证号已登记在另一个姓名下。请核对号码和姓名。"
+    assert "陈" not in message and "1111" not in message
+    stored = Patient.objects.get(pk=first.pk)
+    assert (stored.name, stored.address) == ("陈秀英", "")
 
 
 @pytest.mark.django_db

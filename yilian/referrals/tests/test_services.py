@@ -226,6 +226,8 @@ def test_office_routes_a_referral_whose_sender_did_not_know_where(
             actor=neuro_office, referral=referral, to_institution=inst("qzph"), reason="市人民医院神经外科有床位"
         )
     assert (referral.status, referral.to_institution) == (Status.FORWARDED, inst("qzph"))
+    # The office opened it, the city hospital has not: its receipt time is not the office's.
+    assert referral.received_at is None
     assert Notification.objects.filter(user=coordinator, title_en__startswith="Referral forwarded to you").exists()
     assert Notification.objects.filter(user=doctor, title_en__startswith="Referral forwarded").exists()
     coordinator = User.objects.get(pk=coordinator.pk)
@@ -432,7 +434,7 @@ def test_figures_count_rates_and_median_times_on_a_known_set(
     assert (qzph.received_in, qzph.accepted, qzph.declined) == (3, 2, 1)
     assert (qzph.acceptance_rate, qzph.decline_rate) == (0.6667, 0.3333)
     assert (qzph.arrived, qzph.no_show, qzph.no_show_rate) == (1, 1, 0.5)
-    assert (qzph.outcome_returned, qzph.loop_closure_rate) == (1, 1.0)
+    assert (qzph.outcome_returned, qzph.closed, qzph.loop_closure_rate) == (1, 1, 1.0)
     assert (qzph.median_hours_to_receive, qzph.median_hours_to_decide, qzph.median_hours_to_outcome) == (
         2.0,
         4.0,

@@ -247,3 +247,22 @@ def test_urgent_no_show_grace_is_two_hours(
     clock(24 * HOUR + 2 * HOUR + MINUTE)
     sweep()
     assert Referral.objects.get(pk=referral.pk).status == Status.NO_SHOW
+
+
+def test_referrals_still_inside_their_window_do_not_hold_up_the_due_ones(
+    make_referral: MakeReferral,
+    clock: Callable[[dt.timedelta], None],
+    sweep: Callable[[], services.SweepReport],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With more appointments in their grace period than one pass takes, the urgent one that is
+    past its (shorter) grace is still marked: the pass selects only what is due."""
+    monkeypatch.setattr(services, "SWEEP_BATCH", 2)
+    waiting = [make_referral(Status.SCHEDULED) for _ in range(3)]  # routine: 24 h grace
+    urgent = make_referral(Status.SCHEDULED, urgency="urgent")  # urgent: 2 h grace
+    assert urgent.scheduled_at == waiting[0].scheduled_at == T0 + 24 * HOUR
+    clock(24 * HOUR + 2 * HOUR + MINUTE)
+    report = sweep()
+    assert report.no_shows == 1
+    assert Referral.objects.get(pk=urgent.pk).status == Status.NO_SHOW
+    assert {Referral.objects.get(pk=r.pk).status for r in waiting} == {Status.SCHEDULED}

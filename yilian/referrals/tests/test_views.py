@@ -5,10 +5,12 @@ patient merging, notifications and the webhook page."""
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
 from django.utils import timezone
 
 from yilian.core.models import AuditAction, AuditEvent
@@ -319,3 +321,38 @@ def _stats(page: str) -> list[int]:
 
     worklist = page[page.index('id="worklist"') : page.index('<div class="row g-3 mb-4">')]
     return [int(n) for n in re.findall(r'<div class="stat[^"]*">(\d+)</div>', worklist)]
+
+
+def test_a_draft_stays_with_the_referring_side(login, make_referral, neuro_office) -> None:
+    """Before it is sent (and perhaps before the patient agreed), neither the receiving hospital
+    nor the office sees the draft or, through it, the patient."""
+    draft = make_referral(Status.DRAFT, consent=None)
+    assert login("doctor").get(f"/referrals/{draft.public_id}/").status_code == 200
+    coordinator = login("coordinator")
+    assert coordinator.get(f"/referrals/{draft.public_id}/").status_code in (403, 404)
+    assert coordinator.get(f"/referrals/patients/{draft.patient.public_id}/").status_code in (403, 404)
+    pdf = SimpleUploadedFile("ct.pdf", b"%PDF-1.4\n%%EOF\n", content_type="application/pdf")
+    assert coordinator.post(f"/referrals/{draft.public_id}/attachments/", {"file": pdf}).status_code in (403, 404)
+    assert not ReferralAttachment.objects.filter(referral=draft).exists()
+    office = Client()
+    office.force_login(neuro_office)
+    assert office.get(f"/referrals/{draft.public_id}/").status_code in (403, 404)
+
+
+def test_a_refused_referral_leaves_no_attached_file_behind(login, settings) -> None:
+    """A down-referral without its care plan is refused whole: no rows and no stored document."""
+    media = Path(settings.MEDIA_ROOT)
+    before = {p for p in media.rglob("*") if p.is_file()} if media.exists() else set()
+    pdf = SimpleUploadedFile("discharge.pdf", b"%PDF-1.4\n%%EOF\n", content_type="application/pdf")
+    form = _form(direction="down", destination="inst:cs-tianma:quzhou-neuro", requested_service="rehabilitation")
+    response = login("doctor").post("/referrals/new/", {**form, "attachments": pdf})
+    assert response.status_code == 400
+    assert "care_plan" in str(response.context["form"].errors) or "诊疗计划" in response.content.decode()
+    assert not ReferralAttachment.objects.exists()
+    after = {p for p in media.rglob("*") if p.is_file()} if media.exists() else set()
+    assert after == before
+
+
+def test_a_malformed_webhook_id_is_not_found(login) -> None:
+    response = login("hospadmin").post("/notifications/webhooks/", {"toggle": "not-a-uuid"})
+    assert response.status_code == 404

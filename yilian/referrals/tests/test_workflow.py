@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -47,11 +48,60 @@ REASONS = {
     Action.REOPEN: "患者因暴雨未能按时到院，重新预约",
 }
 
+S, A = Status, Action
+SND, RCV, OFF, SYS = Side.SENDER, Side.RECEIVER, Side.OFFICE, Side.SYSTEM
+HANDLERS = frozenset({RCV, OFF})
+ANY_PARTY = frozenset({SND, RCV, OFF})
+
+
+@dataclass(frozen=True)
+class Step:
+    to: Status
+    sides: frozenset[Side]
+    reason: bool = False
+
+
+# The agreed workflow, written out here rather than read from workflow.TRANSITIONS, so that a
+# wrong entry in the code fails ``test_the_table_in_the_code_is_the_agreed_one`` and every
+# walk below is checked against what was agreed: (from status, action) -> where it lands, who.
+AGREED: dict[tuple[Status, Action], Step] = {
+    (S.DRAFT, A.SEND): Step(S.SENT, frozenset({SND})),
+    (S.DRAFT, A.CANCEL): Step(S.CANCELLED, frozenset({SND})),
+    (S.SENT, A.RECEIVE): Step(S.RECEIVED, HANDLERS),
+    (S.SENT, A.FORWARD): Step(S.FORWARDED, frozenset({OFF}), reason=True),
+    (S.SENT, A.CANCEL): Step(S.CANCELLED, ANY_PARTY, reason=True),
+    (S.FORWARDED, A.RECEIVE): Step(S.RECEIVED, HANDLERS),
+    (S.FORWARDED, A.FORWARD): Step(S.FORWARDED, frozenset({OFF}), reason=True),
+    (S.FORWARDED, A.CANCEL): Step(S.CANCELLED, ANY_PARTY, reason=True),
+    (S.RECEIVED, A.ACCEPT): Step(S.ACCEPTED, HANDLERS),
+    (S.RECEIVED, A.DECLINE): Step(S.DECLINED, HANDLERS, reason=True),
+    (S.RECEIVED, A.FORWARD): Step(S.FORWARDED, HANDLERS, reason=True),
+    (S.RECEIVED, A.CANCEL): Step(S.CANCELLED, ANY_PARTY, reason=True),
+    (S.ACCEPTED, A.SCHEDULE): Step(S.SCHEDULED, HANDLERS),
+    (S.ACCEPTED, A.CHECK_IN): Step(S.ARRIVED, frozenset({RCV})),
+    (S.ACCEPTED, A.CANCEL): Step(S.CANCELLED, ANY_PARTY, reason=True),
+    (S.SCHEDULED, A.SCHEDULE): Step(S.SCHEDULED, HANDLERS),
+    (S.SCHEDULED, A.CHECK_IN): Step(S.ARRIVED, frozenset({RCV})),
+    (S.SCHEDULED, A.MARK_NO_SHOW): Step(S.NO_SHOW, frozenset({SYS, RCV})),
+    (S.SCHEDULED, A.CANCEL): Step(S.CANCELLED, ANY_PARTY, reason=True),
+    (S.ARRIVED, A.START_TREATMENT): Step(S.IN_TREATMENT, frozenset({RCV})),
+    (S.ARRIVED, A.RETURN_OUTCOME): Step(S.OUTCOME_RETURNED, frozenset({RCV})),
+    (S.IN_TREATMENT, A.RETURN_OUTCOME): Step(S.OUTCOME_RETURNED, frozenset({RCV})),
+    (S.OUTCOME_RETURNED, A.ACKNOWLEDGE): Step(S.CLOSED, frozenset({SND})),
+    (S.NO_SHOW, A.REOPEN): Step(S.ACCEPTED, HANDLERS, reason=True),
+    (S.NO_SHOW, A.CANCEL): Step(S.CANCELLED, ANY_PARTY, reason=True),
+}
+
 ALLOWED = [
     pytest.param(status, action, side, id=f"{status.value}-{action.value}-{side.value}")
-    for (status, action), transition in TRANSITIONS.items()
-    for side in sorted(transition.sides)
+    for (status, action), step in AGREED.items()
+    for side in sorted(step.sides)
 ]
+
+
+def test_the_table_in_the_code_is_the_agreed_one() -> None:
+    in_code = {key: Step(t.to, t.sides, t.reason_required) for key, t in TRANSITIONS.items()}
+    assert in_code == AGREED
 
 
 @pytest.fixture
@@ -121,9 +171,9 @@ def take(action: Action, actor: User | None, referral: Referral, *, reason: str 
 
 def expected_refusal(status: Status, action: Action, sides: frozenset[Side]) -> type[Exception] | None:
     """The documented order: never this actor's step -> 403; not from this status -> 409; else 403."""
-    if not any(a == action and t.sides & sides for (_s, a), t in TRANSITIONS.items()):
+    if not any(a == action and t.sides & sides for (_s, a), t in AGREED.items()):
         return PermissionDenied
-    transition = TRANSITIONS.get((status, action))
+    transition = AGREED.get((status, action))
     if transition is None:
         return TransitionNotAllowed
     if not transition.sides & sides:
@@ -141,12 +191,12 @@ def test_allowed_step_lands_where_the_table_says_with_event_and_audit(
 ) -> None:
     referral = make_referral(status)
     assert referral.status == status
-    transition = TRANSITIONS[(status, action)]
+    transition = AGREED[(status, action)]
     actor = actors[ACTOR_OF_SIDE[side]]
     events_before = referral.events.count()
     audit_before = _audit_rows(referral)
 
-    if transition.reason_required:
+    if transition.reason:
         with pytest.raises(ValidationError) as excinfo:
             take(action, actor, referral, reason="   ")
         assert "reason" in excinfo.value.message_dict
@@ -166,7 +216,7 @@ def test_allowed_step_lands_where_the_table_says_with_event_and_audit(
         side.value,
     )
     assert event.actor == actor
-    if transition.reason_required:
+    if transition.reason:
         assert event.note == REASONS[action]
     assert _audit_rows(referral) == audit_before + 1
     audit = AuditEvent.objects.filter(object_id=str(referral.public_id)).order_by("-id").first()
@@ -186,7 +236,8 @@ def test_every_other_step_is_refused_without_a_trace(
     referral = make_referral(status)
     actor = actors[actor_key]
     sides = workflow.sides_of(actor, referral)
-    assert sides == EXPECTED_SIDES[actor_key]
+    # A draft is the referring side's alone: the receiver and the office have no part in it yet.
+    assert sides == EXPECTED_SIDES[actor_key] - ({RCV, OFF} if status == Status.DRAFT else set())
     events_before = ReferralEvent.objects.filter(referral=referral).count()
     audit_before = _audit_rows(referral)
     wrong: list[str] = []
@@ -231,7 +282,7 @@ def test_the_terminal_statuses_are_declined_closed_and_cancelled() -> None:
 
 
 def test_steps_that_need_a_reason() -> None:
-    needs_reason = {key for key, t in TRANSITIONS.items() if t.reason_required}
+    needs_reason = {key for key, t in AGREED.items() if t.reason}
     assert {a for _s, a in needs_reason} == {Action.DECLINE, Action.FORWARD, Action.CANCEL, Action.REOPEN}
     # Withdrawing one's own unsent draft needs no explanation; everything after sending does.
     assert (Status.DRAFT, Action.CANCEL) not in needs_reason
