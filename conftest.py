@@ -78,7 +78,7 @@ def _default_language() -> Any:
 
 @pytest.fixture
 def persona() -> Any:
-    """A demo persona by username: admin, office, expert, doctor, coordinator, hospadmin, commission, bijie."""
+    """A demo persona by username: admin, office, expert, doctor, coordinator, hospadmin, commission, bijie, quality."""
     from yilian.registry.models import User
 
     def get(username: str) -> User:
@@ -107,3 +107,13 @@ def login() -> Any:
 def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]:
     """Browse as a hospital user in mainland China would: Chinese, China time."""
     return {**browser_context_args, "locale": "zh-CN", "timezone_id": "Asia/Shanghai"}
+
+
+@pytest.fixture
+def site(live_server: Any) -> str:
+    """The demo consortium served by a live server, for the browser tests (transactional tests
+    start from an emptied database, so the demo is seeded again)."""
+    from yilian.demo.seed import seed_demo
+
+    seed_demo()
+    return str(live_server.url)

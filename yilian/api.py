@@ -24,6 +24,7 @@ from yilian.referrals.workflow import TransitionNotAllowed
 from yilian.registry import services
 from yilian.registry.api import router as registry_router
 from yilian.registry.models import User
+from yilian.surveys.api import router as surveys_router
 
 
 class BearerToken(HttpBearer):
@@ -51,7 +52,7 @@ api = NinjaAPI(
     version="1",
     description=(
         "Registry of the medical consortium (regions, institutions, consortia, agreements, practitioners), "
-        "two-way referrals with their patients, and the caller's notifications."
+        "two-way referrals with their patients, the caller's notifications, and satisfaction surveys."
     ),
     auth=[BearerToken(), BrowserSession()],
     urls_namespace="api",
@@ -176,3 +177,4 @@ api.add_router("/", registry_router)
 api.add_router("/", referrals_router)
 api.add_router("/", patients_router)
 api.add_router("/", notifications_router)
+api.add_router("/", surveys_router)

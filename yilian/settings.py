@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "yilian.patients",
     "yilian.referrals",
     "yilian.notifications",
+    "yilian.surveys",
     "yilian.web",
     "yilian.demo",
 ]
@@ -151,6 +152,16 @@ SESSION_COOKIE_AGE = int(os.environ.get("YILIAN_SESSION_IDLE_SECONDS", "1800"))
 
 # The address people reach this installation at: links in webhooks, SMS and referral-slip QR codes.
 SITE_URL = os.environ.get("YILIAN_SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+
+# Satisfaction surveys: how long a survey link stays valid unless the questionnaire says otherwise,
+# the poster ceilings (scans per device cookie, and per network address, within the window; an address
+# ceiling is generous because a whole hospital's guest Wi-Fi may share one), and the SMS sender.
+YILIAN_SURVEY_VALID_DAYS = int(os.environ.get("YILIAN_SURVEY_VALID_DAYS", "14"))
+YILIAN_POSTER_WINDOW_MINUTES = int(os.environ.get("YILIAN_POSTER_WINDOW_MINUTES", "60"))
+YILIAN_POSTER_PER_DEVICE = int(os.environ.get("YILIAN_POSTER_PER_DEVICE", "3"))
+YILIAN_POSTER_PER_ADDRESS = int(os.environ.get("YILIAN_POSTER_PER_ADDRESS", "60"))
+YILIAN_SMS_BACKEND = os.environ.get("YILIAN_SMS_BACKEND", "yilian.surveys.sms.LoggingSmsBackend")
+
 SESSION_SAVE_EVERY_REQUEST = True
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_HTTPONLY = True

@@ -15,6 +15,7 @@ class Role(models.TextChoices):
     STATIONED_EXPERT = "stationed_expert", _("Stationed expert")
     ONCALL_COORDINATOR = "oncall_coordinator", _("On-call coordinator")
     COMMISSION_VIEWER = "commission_viewer", _("Health-commission viewer")
+    QUALITY_STAFF = "quality_staff", _("Quality staff")
 
 
 class Permission(models.TextChoices):
@@ -39,6 +40,10 @@ class Permission(models.TextChoices):
     MANAGE_PATIENTS_MERGE = "patients.manage_merge", _("Merge an unidentified patient into an identified one")
     VIEW_REFERRAL_FIGURES = "referrals.view_figures", _("See referral figures (counts and rates, no patients)")
     MANAGE_WEBHOOKS = "notifications.manage_webhooks", _("Manage the institution's outgoing webhooks")
+    MANAGE_QUESTIONNAIRES = "surveys.manage_questionnaires", _("Publish the consortium's satisfaction questionnaires")
+    ISSUE_SURVEYS = "surveys.issue", _("Hand out satisfaction-survey links")
+    VIEW_SURVEY_RESULTS = "surveys.view_results", _("See satisfaction-survey results")
+    VIEW_SURVEY_COMMENTS = "surveys.view_comments", _("Read the free-text comments of one's institution's surveys")
     USE_ADMIN = "core.use_admin", _("Use the administration site")
 
 
@@ -57,6 +62,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.MANAGE_REFERRAL_ROUTING,
             Permission.MANAGE_PATIENTS_MERGE,
             Permission.VIEW_REFERRAL_FIGURES,
+            Permission.MANAGE_QUESTIONNAIRES,
+            Permission.VIEW_SURVEY_RESULTS,
         }
     ),
     Role.HOSPITAL_ADMIN: frozenset(
@@ -69,6 +76,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.VIEW_AUDIT,
             Permission.VIEW_REFERRAL_FIGURES,
             Permission.MANAGE_WEBHOOKS,
+            Permission.ISSUE_SURVEYS,
+            Permission.VIEW_SURVEY_RESULTS,
         }
     ),
     Role.DOCTOR: frozenset(
@@ -77,6 +86,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.VIEW_REFERRALS,
             Permission.MANAGE_REFERRALS_SEND,
             Permission.MANAGE_REFERRALS_RECEIVE,
+            Permission.ISSUE_SURVEYS,
         }
     ),
     Role.STATIONED_EXPERT: frozenset(
@@ -86,13 +96,34 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.VIEW_REFERRALS,
             Permission.MANAGE_REFERRALS_SEND,
             Permission.MANAGE_REFERRALS_RECEIVE,
+            Permission.ISSUE_SURVEYS,
         }
     ),
     Role.ONCALL_COORDINATOR: frozenset(
-        {Permission.VIEW_DIRECTORY, Permission.VIEW_REFERRALS, Permission.MANAGE_REFERRALS_RECEIVE}
+        {
+            Permission.VIEW_DIRECTORY,
+            Permission.VIEW_REFERRALS,
+            Permission.MANAGE_REFERRALS_RECEIVE,
+            Permission.ISSUE_SURVEYS,
+        }
     ),
     Role.COMMISSION_VIEWER: frozenset(
-        {Permission.VIEW_DIRECTORY, Permission.VIEW_AGREEMENTS, Permission.VIEW_REFERRAL_FIGURES}
+        {
+            Permission.VIEW_DIRECTORY,
+            Permission.VIEW_AGREEMENTS,
+            Permission.VIEW_REFERRAL_FIGURES,
+            Permission.VIEW_SURVEY_RESULTS,
+        }
+    ),
+    # The hospital's own quality staff: hand out survey links and posters, read the results and,
+    # alone among the roles, the free-text comments of their own institution.
+    Role.QUALITY_STAFF: frozenset(
+        {
+            Permission.VIEW_DIRECTORY,
+            Permission.ISSUE_SURVEYS,
+            Permission.VIEW_SURVEY_RESULTS,
+            Permission.VIEW_SURVEY_COMMENTS,
+        }
     ),
 }
 

@@ -3,8 +3,8 @@
 Invariants:
 - every write goes through ``yilian.registry.services`` with ``actor=None``, so each row
   has its audit event, exactly as if an operator had entered it; the exception is the
-  referral history (``yilian.demo.referrals``): synthetic history written in bulk, with one
-  audit row for the whole run;
+  referral history (``yilian.demo.referrals``) and the survey history (``yilian.demo.surveys``):
+  synthetic history written in bulk, with one audit row for each whole run;
 - seeding is idempotent: every object is looked up by its natural key first and skipped
   when present, so a second run creates nothing and appends no audit rows;
 - everything random comes from ``random.Random(seed)``; the generated practitioners depend
@@ -26,6 +26,7 @@ from django.db import transaction
 from yilian.core.permissions import Role
 from yilian.demo.pdf import simple_pdf
 from yilian.demo.referrals import seed_referrals
+from yilian.demo.surveys import seed_surveys
 from yilian.registry import services
 from yilian.registry.models import (
     Agreement,
@@ -159,6 +160,17 @@ DEMO_USERS: tuple[DemoUser, ...] = (
         "Orthopaedic surgeon at the Bijie regional medical centre, trained by the stationed team.",
         "浙江省人民医院毕节医院骨科副主任医师，骨干培育项目学员。",
     ),
+    DemoUser(
+        "quality",
+        "钱芳",
+        "Qian Fang",
+        Role.QUALITY_STAFF,
+        "qzph",
+        None,
+        None,
+        "Quality office at Quzhou People's Hospital: survey links and posters, satisfaction results and comments.",
+        "衢州市人民医院质控办：发放满意度调查链接和海报，查看满意度结果和患者留言。",
+    ),
 )
 
 
@@ -184,6 +196,7 @@ class SeedReport:
     documents: int = 0
     patients: int = 0
     referrals: int = 0
+    survey_responses: int = 0
 
     @property
     def total(self) -> int:
@@ -1458,4 +1471,5 @@ def seed_demo(*, seed: int = 2018, scale: int = 1) -> SeedReport:
         seeder.created["users"] += history.users
         seeder.created["patients"] += history.patients
         seeder.created["referrals"] += history.referrals
+        seeder.created["survey_responses"] += seed_surveys(seed=seed)
     return seeder.report()

@@ -40,6 +40,7 @@ from yilian.referrals.services import DRAFT_FIELDS
 from yilian.referrals.workflow import Action, Side
 from yilian.registry.models import Consortium, ConsortiumMember, Department, Institution, Region, RegionLevel, User
 from yilian.registry.selectors import user_scope
+from yilian.surveys import services as survey_services
 
 PAGE_SIZE = 25
 
@@ -589,8 +590,15 @@ def slip(request: HttpRequest, public_id: str) -> HttpResponse:
         raise PermissionDenied(_("Only the two institutions and the consortium office print the slip."))
     patient = selectors.patient_identity(user, referral.patient, purpose=f"slip {referral.number}")
     url = status_url(referral)
-    qr = segno.make(url, error="m").svg_inline(scale=4, dark="#0b3a4a")
+    qr = segno.make(url, error="m").svg_inline(scale=4, dark="#0b3a4a", omitsize=True)
     context = {"referral": referral, "patient": patient, "qr": qr, "url": url}
+    # Once the outcome is back, the slip also carries the referred-patient survey (one link per referral).
+    survey = survey_services.token_issue_for_referral(actor=user, referral=referral)
+    if survey is not None:
+        context |= {
+            "survey_url": survey.url,
+            "survey_qr": segno.make(survey.url, error="m").svg_inline(scale=3, omitsize=True),
+        }
     return render(request, "referrals/slip.html", context)
 
 

@@ -21,4 +21,6 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
         "nav_can_refer": Permission.VIEW_REFERRALS in scope.permissions,
         "nav_unread": unread_count(user),
         "nav_can_webhooks": Permission.MANAGE_WEBHOOKS in scope.permissions,
+        "nav_can_survey_results": Permission.VIEW_SURVEY_RESULTS in scope.permissions,
+        "nav_can_surveys": bool(scope.permissions & {Permission.ISSUE_SURVEYS, Permission.MANAGE_QUESTIONNAIRES}),
     }

@@ -151,7 +151,10 @@ def _snapshot() -> dict[str, list[tuple[Any, ...]]]:
 
 
 def _wipe_referrals() -> None:
-    """Delete the referral history and its patients (inside the test's transaction)."""
+    """Delete the survey and referral history and its patients (inside the test's transaction)."""
+    survey_models = ("SurveyAnswer", "PosterScan", "SurveyResponse", "SurveyToken", "Poster")
+    for name in survey_models:
+        apps.get_model("surveys", name)._default_manager.all().delete()
     for model in (ReferralEvent, ReferralAppointment, ReferralAttachment, IdempotencyKey, Referral, Patient):
         model._default_manager.all().delete()
 
@@ -213,11 +216,16 @@ def test_every_created_row_is_audited_and_the_chain_verifies() -> None:
 
     new_events = AuditEvent.objects.filter(id__gt=last_before)
     # A consortium's audit row also covers the lead membership the service adds with it; the
-    # referral history (its patients and referrals) is synthetic and has one row for the run.
+    # referral and survey histories (patients, referrals, survey responses) are synthetic and have
+    # one row for each run.
     assert report.referrals > 0
-    assert new_events.count() == report.total - report.consortia - report.patients - report.referrals + 1
+    assert report.survey_responses > 0
+    synthetic = report.patients + report.referrals + report.survey_responses
+    assert new_events.count() == report.total - report.consortia - synthetic + 2
     history = new_events.get(object_type="referrals.referral")
     assert (history.action, history.changes["seeded"]) == (AuditAction.CREATE, report.referrals)
+    surveys = new_events.get(object_type="surveys.surveyresponse")
+    assert (surveys.action, surveys.changes["seeded"]) == (AuditAction.CREATE, report.survey_responses)
     assert set(new_events.values_list("actor", flat=True)) == {None}
     assert audit_verify().ok
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,38 +13,9 @@ from django.utils import timezone
 from playwright.sync_api import Browser, Page, expect
 from stdnum.cn import ric
 
-from yilian.demo.seed import DEMO_PASSWORD, seed_demo
+from yilian.web.tests.browsing import log_in, shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-SCREENSHOTS = Path(__file__).resolve().parents[3] / "docs" / "screenshots"
-
-
-@pytest.fixture
-def site(live_server: Any) -> str:
-    seed_demo()
-    return str(live_server.url)
-
-
-def shot(page: Page, name: str) -> None:
-    """The whole page as it reads once scrolled to the end: the viewport grows to the document's
-    height for the shot, so that the sticky action bar sits after the form, not over it."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    viewport = page.viewport_size
-    if viewport is not None:
-        height = int(page.evaluate("document.documentElement.scrollHeight"))
-        page.set_viewport_size({"width": viewport["width"], "height": max(height, viewport["height"])})
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
-    if viewport is not None:
-        page.set_viewport_size(viewport)
-
-
-def log_in(page: Page, site: str, username: str) -> None:
-    page.goto(f"{site}/login/")
-    page.get_by_label("用户名").fill(username)
-    page.get_by_label("密码").fill(DEMO_PASSWORD)
-    page.get_by_role("button", name="登录").click()
-    expect(page.locator("#user-menu")).to_be_visible()
 
 
 def open_action(page: Page, action: str) -> None:

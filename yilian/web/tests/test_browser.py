@@ -4,35 +4,14 @@ institution, search. Screenshots land in docs/screenshots/ for people to look at
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from yilian.demo.seed import DEMO_PASSWORD, seed_demo
+from yilian.demo.seed import DEMO_PASSWORD
+from yilian.web.tests.browsing import log_in, shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-SCREENSHOTS = Path(__file__).resolve().parents[3] / "docs" / "screenshots"
-
-
-@pytest.fixture
-def site(live_server) -> str:
-    seed_demo()  # transactional tests start from an emptied database after the first one
-    return str(live_server.url)
-
-
-def shot(page: Page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
-
-
-def log_in(page: Page, site: str, username: str) -> None:
-    page.goto(f"{site}/login/")
-    page.get_by_label("用户名").fill(username)
-    page.get_by_label("密码").fill(DEMO_PASSWORD)
-    page.get_by_role("button", name="登录").click()
-    expect(page.locator("#user-menu")).to_be_visible()
 
 
 def test_office_logs_in_and_browses_the_consortium(page: Page, site: str) -> None:
