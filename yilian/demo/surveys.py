@@ -38,6 +38,7 @@ import base64
 import datetime as dt
 import hashlib
 import random
+import secrets
 import uuid
 from dataclasses import dataclass, field
 
@@ -216,9 +217,17 @@ def _comment(rng: random.Random, scores: dict[str, int], kind: str, improved: bo
 # -- generation -------------------------------------------------------------------------------
 
 
-def _raw_token(rng: random.Random) -> str:
-    """22 URL-safe characters, as ``secrets.token_urlsafe(16)`` gives, from the seeded generator."""
+def _marker_token(rng: random.Random) -> str:
+    """The run's marker link, the same for the same seed so that a second run finds it; it was
+    issued two years ago and expired long since, so knowing it answers nothing."""
     return base64.urlsafe_b64encode(rng.getrandbits(128).to_bytes(16, "big")).decode().rstrip("=")
+
+
+def _raw_token(rng: random.Random) -> str:
+    """A real random token, not one from the seeded generator: the demo's open links must not be
+    reproducible from this source. (``rng`` still advances, so the rest of the demo is unchanged.)"""
+    rng.getrandbits(128)
+    return secrets.token_urlsafe(16)
 
 
 def _hash(raw: str) -> str:
@@ -284,8 +293,8 @@ class _Generator:
         submitted = at + dt.timedelta(minutes=rng.uniform(3, 60 * 30))
         if rng.random() >= answered or submitted >= self.now:
             return
-        token.used_at = submitted
         day = timezone.localtime(submitted).date()
+        token.used_at = timezone.make_aware(dt.datetime.combine(day, dt.time.min))  # the day only
         gain = self.gain(institution, day)
         mood = rng.gauss(0, 0.45)
         scores: dict[str, int] = {}
@@ -341,7 +350,7 @@ def seed_surveys(*, seed: int = 2018, now: dt.datetime | None = None) -> int:
     """Write the survey history if it is not there yet; returns the number of responses created."""
     now = now or timezone.now()
     rng = random.Random(f"yilian-demo-surveys:{seed}")
-    marker = _hash(_raw_token(rng))
+    marker = _hash(_marker_token(rng))
     if SurveyToken.objects.filter(token_hash=marker).exists():
         return 0
     versions = _current_versions()
@@ -370,7 +379,7 @@ def seed_surveys(*, seed: int = 2018, now: dt.datetime | None = None) -> int:
         for institution in institutions:
             _encounters(gen, institution, departments.get(institution.pk, []), poster)
         _referred(gen, {i.pk: i for i in institutions}, departments)
-        created = _write(gen.batch)
+        created = _write(gen)
         audit_record(
             actor=None,
             action=AuditAction.CREATE,
@@ -487,20 +496,19 @@ def _referred(gen: _Generator, institutions: dict[int, Institution], departments
         )
 
 
-def _write(batch: _Batch) -> int:
+def _write(gen: _Generator) -> int:
+    batch = gen.batch
     SurveyToken.objects.bulk_create(batch.tokens, batch_size=2000)
     responses: list[SurveyResponse] = []
     for index, submitted, _answers in batch.responses:
         token = batch.tokens[index]
         responses.append(
             SurveyResponse(
-                public_id=uuid.UUID(int=int(token.token_hash[:32], 16), version=4),
-                token=token,
+                public_id=gen.uuid(),
                 version=token.version,
                 kind=token.kind,
                 institution=token.institution,
                 department=token.department,
-                submitted_at=submitted,
                 day=timezone.localtime(submitted).date(),
             )
         )

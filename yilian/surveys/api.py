@@ -241,6 +241,9 @@ def results(request: HttpRequest, query: Query[ResultsQuery]) -> ResultsOut:
             raise ValidationError({"department": [_("The department is not part of this institution.")]})
     if query.start and query.end and query.end <= query.start:
         raise ValidationError({"end": [_("The end of the period comes before its start.")]})
+    pivot = query.pivot
+    if pivot is not None and ((query.start and pivot <= query.start) or (query.end and pivot >= query.end)):
+        raise ValidationError({"pivot": [_("Choose a day inside the period, after its first day.")]})
     filters = selectors.ResultFilters(
         institution=institution, department=department, kind=query.kind or "", start=query.start, end=query.end
     )

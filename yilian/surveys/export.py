@@ -114,7 +114,14 @@ def results_workbook(user: AnyUser, filters: ResultFilters, *, pivot: dt.date | 
         _widths(ws, [12, 16, 20, 80])
         _header(ws, [_("Day"), _("Survey"), _("Department"), _("Comment")])
         for comment in comments:
-            ws.append([comment.day.isoformat(), str(SurveyKind(comment.kind).label), comment.department, comment.text])
+            ws.append(
+                [
+                    comment.day.isoformat(),
+                    str(SurveyKind(comment.kind).label),
+                    comment.department,
+                    _as_text(comment.text),
+                ]
+            )
 
     buffer = BytesIO()
     wb.save(buffer)
@@ -133,3 +140,9 @@ def results_workbook(user: AnyUser, filters: ResultFilters, *, pivot: dt.date | 
             },
         )
     return buffer.getvalue()
+
+
+def _as_text(text: str) -> str:
+    """An anonymous comment as plain text in a spreadsheet: one that starts like a formula
+    (= + - @, a tab or a carriage return) is quoted, so that opening the file runs nothing."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text

@@ -5,9 +5,12 @@ Invariants:
 - a version's items never change once saved (``QuestionnaireVersion.save`` refuses), so an
   answer always reads against the items it was given; the current version is the highest number;
 - a token is stored only as the sha256 of the raw token; the raw token lives in the link alone;
-- a token is answered at most once (``SurveyResponse.token`` is one-to-one) and a referral gets
-  at most one survey token;
-- responses and answers hold no personal data: no name, phone, IP address or user.
+- a token is answered at most once (``used_at`` is set under a row lock) and a referral gets at
+  most one survey token;
+- responses and answers hold no personal data (no name, phone, IP address or user) and no way
+  back to their link: a response does not point at its token, it records the day only (no time),
+  and a token records only the day it was answered, so neither a key nor a moment joins an
+  answer to the referral, the doctor or the phone its link came from.
 """
 
 from __future__ import annotations
@@ -201,7 +204,8 @@ class SurveyToken(BaseModel):
     channel = models.CharField(_("channel"), max_length=10, choices=Channel.choices)
     issued_at = models.DateTimeField(_("issued at"))
     expires_at = models.DateTimeField(_("expires at"))
-    used_at = models.DateTimeField(_("answered at"), null=True, blank=True)
+    # The start of the day (China time) it was answered: no finer, see the module's invariants.
+    used_at = models.DateTimeField(_("answered on"), null=True, blank=True)
     issued_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
@@ -252,7 +256,9 @@ class PosterScan(models.Model):
 class SurveyResponse(BaseModel):
     """One submitted questionnaire. Deliberately without personal data: no user, IP, phone or name."""
 
-    token = models.OneToOneField(SurveyToken, on_delete=models.PROTECT, related_name="response")
+    # No precise moment on an anonymous answer: it could be matched to the moment its link was used.
+    created_at = None  # type: ignore[assignment]
+    updated_at = None  # type: ignore[assignment]
     version = models.ForeignKey(QuestionnaireVersion, on_delete=models.PROTECT, related_name="responses")
     kind = models.CharField(_("kind"), max_length=20, choices=SurveyKind.choices)
     institution = models.ForeignKey(
@@ -261,11 +267,10 @@ class SurveyResponse(BaseModel):
     department = models.ForeignKey(
         Department, on_delete=models.PROTECT, null=True, blank=True, related_name="+", verbose_name=_("department")
     )
-    submitted_at = models.DateTimeField(_("submitted at"))
     day = models.DateField(_("day"))
 
     class Meta:
-        ordering = ["-submitted_at"]
+        ordering = ["-day", "-id"]
         verbose_name = _("survey response")
         verbose_name_plural = _("survey responses")
         indexes = [models.Index(fields=["institution", "day"], name="surveyresponse_inst_day")]

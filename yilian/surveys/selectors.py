@@ -82,8 +82,13 @@ def results_institutions_visible_to(user: AnyUser) -> QuerySet[Institution]:
 
 
 def comment_institution_ids(user: AnyUser) -> frozenset[int]:
-    """Institutions whose comments the user may read: their own, as quality staff."""
-    return user_scope(user).institution_ids_with(Permission.VIEW_SURVEY_COMMENTS)
+    """Institutions whose comments the user may read: their own, as quality staff. Only that role
+    counts (a system administrator holds every permission, but is not the hospital's quality office)."""
+    return frozenset(
+        i
+        for role, i in user_scope(user).roles_at
+        if role == Role.QUALITY_STAFF and Permission.VIEW_SURVEY_COMMENTS in ROLE_PERMISSIONS[role]
+    )
 
 
 def can_read_comments(user: AnyUser, institution: Institution) -> bool:
@@ -185,7 +190,7 @@ def _links(filters: ResultFilters) -> Share:
         qs = qs.filter(issued_at__gte=_start_of(filters.start))
     if filters.end is not None:
         qs = qs.filter(issued_at__lt=_start_of(filters.end))
-    row = qs.aggregate(issued=Count("pk"), answered=Count("response"))
+    row = qs.aggregate(issued=Count("pk"), answered=Count("pk", filter=Q(used_at__isnull=False)))
     return Share(part=int(row["answered"] or 0), whole=int(row["issued"] or 0))
 
 

@@ -25,6 +25,7 @@ import base64
 import datetime as dt
 import hashlib
 import hmac
+import ipaddress
 import re
 import secrets
 from dataclasses import dataclass
@@ -608,6 +609,18 @@ def new_device_id() -> str:
     return secrets.token_urlsafe(16)
 
 
+def _address_group(address: str) -> str:
+    """The unit the per-address ceiling counts: an IPv4 address, or an IPv6 /64 (one subscriber
+    line, whose devices may take any address inside it)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is None:
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip.ipv4_mapped or ip) if isinstance(ip, ipaddress.IPv6Address) else str(ip)
+
+
 def poster_scan(*, code: str, device_id: str, address: str) -> IssuedToken:
     """A survey link for one visitor who scanned a poster.
 
@@ -617,10 +630,13 @@ def poster_scan(*, code: str, device_id: str, address: str) -> IssuedToken:
     """
     if not code or len(code) > 20 or not device_id or len(device_id) > 64:
         raise PosterScanError(ScanRefused.UNKNOWN)
-    device_hash, ip_hash = _keyed_hash("device:" + device_id), _keyed_hash("ip:" + address)
+    device_hash, ip_hash = _keyed_hash("device:" + device_id), _keyed_hash("ip:" + _address_group(address))
     now = timezone.now()
     since = now - dt.timedelta(minutes=int(settings.YILIAN_POSTER_WINDOW_MINUTES))
     with transaction.atomic():
+        # Scans are kept only as long as the limits need them: afterwards nothing ties a device
+        # or an address to the links it was given.
+        PosterScan.objects.filter(scanned_at__lt=since).delete()
         # One scan of a poster at a time: the counts below cannot be raced past the ceilings.
         poster = (
             Poster.objects.select_for_update()
@@ -770,28 +786,22 @@ def response_submit(*, raw_token: str, answers: Answers) -> SurveyResponse:
     keys (multiple) or a text. Raises SurveyTokenError when the link cannot be answered (a second
     submit of the same link included) and ValidationError when an answer does not fit its item.
     """
-    try:
-        with transaction.atomic():
-            token = _token_by_raw(raw_token, lock=True)
-            rows = _clean_answers(token.version.items, answers)
-            now = timezone.now()
-            response = SurveyResponse.objects.create(
-                token=token,
-                version=token.version,
-                kind=token.kind,
-                institution=token.institution,
-                department=token.department,
-                submitted_at=now,
-                day=timezone.localdate(now),
-            )
-            for row in rows:
-                row.response = response
-            SurveyAnswer.objects.bulk_create(rows)
-            SurveyToken.objects.filter(pk=token.pk).update(used_at=now, updated_at=now)
-    except IntegrityError as exc:
-        # The one-to-one on the token caught a concurrent submit the lock did not (it cannot on
-        # SQLite, which has no row locks): the other submit won, this one stored nothing.
-        if SurveyResponse.objects.filter(token__token_hash=token_hash(raw_token)).exists():
-            raise SurveyTokenError(TokenState.USED) from exc
-        raise
+    with transaction.atomic():
+        # The row lock makes a second submit of the same link wait, then find it used (on SQLite
+        # the whole database is locked for the write, which serialises them as well).
+        token = _token_by_raw(raw_token, lock=True)
+        rows = _clean_answers(token.version.items, answers)
+        day = timezone.localdate()
+        response = SurveyResponse.objects.create(
+            version=token.version, kind=token.kind, institution=token.institution, department=token.department, day=day
+        )
+        for row in rows:
+            row.response = response
+        SurveyAnswer.objects.bulk_create(rows)
+        start_of_day = timezone.make_aware(dt.datetime.combine(day, dt.time.min))
+        marked = SurveyToken.objects.filter(pk=token.pk, used_at__isnull=True).update(
+            used_at=start_of_day, updated_at=start_of_day
+        )
+        if marked != 1:  # answered meanwhile: store nothing
+            raise SurveyTokenError(TokenState.USED)
     return response

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import Max, QuerySet
+
 from yilian.registry.models import Institution, User
 from yilian.surveys import services
-from yilian.surveys.models import ItemType, QuestionnaireVersion
+from yilian.surveys.models import ItemType, QuestionnaireVersion, SurveyResponse
 
 
 def issue(
@@ -30,3 +32,13 @@ def full_answers(version: QuestionnaireVersion, *, likert: int = 4, text: str = 
         else:
             answers[item["key"]] = text
     return answers
+
+
+def response_mark() -> int:
+    """The newest response so far: ``responses_since(mark)`` are those stored after it. (A
+    response has no link to its token, by design, so tests find theirs by what came after.)"""
+    return SurveyResponse.objects.aggregate(m=Max("id"))["m"] or 0
+
+
+def responses_since(mark: int) -> QuerySet[SurveyResponse]:
+    return SurveyResponse.objects.filter(id__gt=mark)

@@ -29,7 +29,7 @@ from yilian.surveys.models import (
     SurveyToken,
 )
 from yilian.surveys.services import PosterScanError, ScanRefused, SurveyTokenError, TokenState
-from yilian.surveys.tests.factories import full_answers, issue
+from yilian.surveys.tests.factories import full_answers, issue, response_mark, responses_since
 
 pytestmark = pytest.mark.django_db
 
@@ -218,6 +218,7 @@ def test_encounter_links_are_outpatient_or_inpatient_only() -> None:
 
 
 def test_an_answer_is_stored_whole_and_the_link_is_then_used() -> None:
+    since = response_mark()
     issued = issue()
     version = issued.token.version
     response = services.response_submit(raw_token=issued.raw, answers=full_answers(version, likert=5))
@@ -230,10 +231,11 @@ def test_an_answer_is_stored_whole_and_the_link_is_then_used() -> None:
     with pytest.raises(SurveyTokenError) as caught:
         services.response_submit(raw_token=issued.raw, answers=full_answers(version))
     assert caught.value.state == TokenState.USED
-    assert SurveyResponse.objects.filter(token=issued.token).count() == 1
+    assert responses_since(since).count() == 1
 
 
 def test_an_expired_link_cannot_be_opened_or_answered() -> None:
+    since = response_mark()
     issued = issue()
     SurveyToken.objects.filter(pk=issued.token.pk).update(
         issued_at=timezone.now() - dt.timedelta(days=20), expires_at=timezone.now() - dt.timedelta(seconds=1)
@@ -245,7 +247,7 @@ def test_an_expired_link_cannot_be_opened_or_answered() -> None:
         with pytest.raises(SurveyTokenError) as caught:
             attempt()
         assert caught.value.state == TokenState.EXPIRED
-    assert not SurveyResponse.objects.filter(token=issued.token).exists()
+    assert not responses_since(since).exists()
 
 
 @pytest.mark.parametrize("raw", ["", "forged-token-1234567890", "x" * 65, "a/b"])
@@ -257,6 +259,7 @@ def test_a_forged_or_unknown_link_is_unknown(raw: str) -> None:
 
 
 def test_answers_from_another_version_are_refused_and_nothing_is_stored() -> None:
+    since = response_mark()
     issued = issue()
     answers = full_answers(issued.token.version)
     answers["q42"] = 5
@@ -265,8 +268,8 @@ def test_answers_from_another_version_are_refused_and_nothing_is_stored() -> Non
     assert "q42" in " ".join(caught.value.messages)
     issued.token.refresh_from_db()
     assert issued.token.used_at is None
-    assert not SurveyResponse.objects.filter(token=issued.token).exists()
-    assert not SurveyAnswer.objects.filter(response__token=issued.token).exists()
+    assert not responses_since(since).exists()
+    assert not SurveyAnswer.objects.filter(response__in=responses_since(since)).exists()
 
 
 @pytest.mark.parametrize(
@@ -274,14 +277,15 @@ def test_answers_from_another_version_are_refused_and_nothing_is_stored() -> Non
     [("q1", 6), ("q1", 0), ("q1", "five"), ("q1", True), ("q9", "z"), ("q9", ["a", "b"]), ("q10", "长" * 501)],
 )
 def test_an_answer_that_does_not_fit_its_item_is_refused_whole(key: str, value: Any) -> None:
+    since = response_mark()
     issued = issue()
     answers = full_answers(issued.token.version)
     answers[key] = value
     with pytest.raises(ValidationError) as caught:
         services.response_submit(raw_token=issued.raw, answers=answers)
     assert key in caught.value.message_dict
-    assert not SurveyResponse.objects.filter(token=issued.token).exists()
-    assert not SurveyAnswer.objects.filter(response__token=issued.token).exists()
+    assert not responses_since(since).exists()
+    assert not SurveyAnswer.objects.filter(response__in=responses_since(since)).exists()
 
 
 def test_a_required_question_left_empty_is_named_and_optional_ones_may_be_skipped() -> None:
@@ -299,18 +303,23 @@ def test_a_required_question_left_empty_is_named_and_optional_ones_may_be_skippe
 
 
 def test_stored_responses_hold_no_personal_data() -> None:
+    since = response_mark()
     issued = issue()
+    audit_before = AuditEvent.objects.count()
     response = services.response_submit(raw_token=issued.raw, answers=full_answers(issued.token.version))
     response_fields = {f.name for f in SurveyResponse._meta.get_fields()}
-    assert response_fields == {
-        "id", "public_id", "created_at", "updated_at", "token", "version", "kind", "institution", "department",
-        "submitted_at", "day", "answers",
-    }  # fmt: skip
-    row = SurveyResponse.objects.values().get(token=issued.token)
+    # No person, and no way back to the link (and so to the referral, the doctor or the phone):
+    # no token, and the day only, no moment to match with the moment the link was used.
+    assert response_fields == {"id", "public_id", "version", "kind", "institution", "department", "day", "answers"}
+    row = responses_since(since).values().get()
     assert not {k for k in row if any(w in k for w in ("user", "ip", "phone", "name", "address", "agent"))}
-    for answer in SurveyAnswer.objects.filter(response__token=issued.token).values():
+    for answer in SurveyAnswer.objects.filter(response__in=responses_since(since)).values():
         assert set(answer) == {"id", "response_id", "item_key", "dimension", "likert", "choices", "text"}
-    # Answering leaves no audit row (an audit row would carry the answerer's address).
+    used = SurveyToken.objects.get(pk=issued.token.pk).used_at
+    assert used is not None and timezone.localtime(used).time() == dt.time(0, 0)  # the day it was answered
+    # Answering leaves no audit row (an audit row would carry the answerer's address and moment),
+    # neither for the response nor for its link.
+    assert AuditEvent.objects.count() == audit_before
     assert not AuditEvent.objects.filter(object_id=str(response.public_id)).exists()
 
 
@@ -416,6 +425,27 @@ def test_the_ceiling_counts_only_scans_inside_the_window() -> None:
         assert services.poster_scan(code=poster.code, device_id="phone-a", address="10.0.0.1").raw != issued.raw
 
 
+def test_scans_are_forgotten_once_the_window_has_passed() -> None:
+    """Nothing ties a device or an address to the link it was given for longer than the limits need."""
+    poster = make_poster()
+    issued = services.poster_scan(code=poster.code, device_id="phone-a", address="10.0.0.1")
+    PosterScan.objects.update(scanned_at=timezone.now() - dt.timedelta(minutes=61))
+    services.poster_scan(code=poster.code, device_id="phone-b", address="10.0.0.2")
+    assert not PosterScan.objects.filter(token=issued.token).exists()
+    assert PosterScan.objects.count() == 1
+
+
+def test_an_ipv6_subscriber_line_counts_as_one_address() -> None:
+    """Phones on one IPv6 line can take any address of its /64: the ceiling counts the line."""
+    poster = make_poster()
+    with override_settings(YILIAN_POSTER_PER_ADDRESS=2):
+        for n in range(2):
+            services.poster_scan(code=poster.code, device_id=f"fresh-{n}", address=f"2408:8456:1:2::{n + 1}")
+        with pytest.raises(PosterScanError):
+            services.poster_scan(code=poster.code, device_id="fresh-3", address="2408:8456:1:2:ffff::9")
+        services.poster_scan(code=poster.code, device_id="fresh-4", address="2408:8456:1:3::1")  # another line
+
+
 def test_a_taken_down_or_unknown_poster_issues_nothing() -> None:
     poster = make_poster()
     services.poster_deactivate(actor=user("hospadmin"), poster=poster)
@@ -456,4 +486,6 @@ def test_the_default_sms_backend_logs_a_masked_number(caplog: pytest.LogCaptureF
     issued = issue(channel="sms")
     with caplog.at_level("INFO", logger="yilian.surveys.sms"):
         services.sms_send_survey(actor=user("doctor"), phone="13905701234", issued=issued)
-    assert issued.url in caplog.text and "139****1234" in caplog.text and "13905701234" not in caplog.text
+    assert "139****1234" in caplog.text and "13905701234" not in caplog.text
+    # The log shows which link went out, but not a link that works: the token is cut short.
+    assert issued.raw not in caplog.text and f"/q/{issued.raw[:4]}…/" in caplog.text

