@@ -347,8 +347,11 @@ def _current_versions() -> dict[str, QuestionnaireVersion]:
 
 
 def seed_surveys(*, seed: int = 2018, now: dt.datetime | None = None) -> int:
-    """Write the survey history if it is not there yet; returns the number of responses created."""
-    now = now or timezone.now()
+    """Write the survey history if it is not there yet; returns the number of responses created.
+
+    The history ends at the start of today (China time), so that two runs on one day write the
+    same answers whatever the hour."""
+    now = now or timezone.make_aware(dt.datetime.combine(timezone.localdate(), dt.time.min))
     rng = random.Random(f"yilian-demo-surveys:{seed}")
     marker = _hash(_marker_token(rng))
     if SurveyToken.objects.filter(token_hash=marker).exists():
