@@ -353,8 +353,11 @@ def check_admission(actor: Actor, institution: Institution) -> None:
     only partners it already works with, or a newly registered institution in no consortium."""
     if actor is None or selectors.user_scope(actor).is_global:
         return
-    known = selectors.institution_queryset_visible_to(actor).filter(pk=institution.pk).exists()
+    # In this order: memberships only grow while two offices race to admit one institution, so an
+    # institution found affiliated here is, a statement later, visible to the office whose
+    # consortium just admitted it; that office then hears "already a member", not "not yours".
     unaffiliated = not ConsortiumMember.objects.filter(institution=institution, left_on__isnull=True).exists()
+    known = unaffiliated or selectors.institution_queryset_visible_to(actor).filter(pk=institution.pk).exists()
     if not (known or unaffiliated):
         raise PermissionDenied(
             _("%(code)s belongs to consortia outside yours; a system administrator can admit it.")
