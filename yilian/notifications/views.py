@@ -56,13 +56,16 @@ class WebhookForm(forms.Form):
     institution = forms.ModelChoiceField(
         label=gettext_lazy("Institution"), queryset=Institution.objects.none(), to_field_name="code"
     )
-    name = forms.CharField(label=gettext_lazy("Name"), max_length=80)
+    name = forms.CharField(label=gettext_lazy("Name of the group"), max_length=80)
     kind = forms.ChoiceField(label=gettext_lazy("Format"), choices=WebhookKind.choices)
     url = forms.URLField(label=gettext_lazy("URL"), max_length=400, assume_scheme="https")
 
     def __init__(self, *args: Any, institutions: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["institution"].queryset = institutions  # type: ignore[attr-defined]
+        only = list(institutions[:2])
+        if len(only) == 1:  # a hospital admin of one hospital: nothing to choose
+            self.fields["institution"].initial = only[0].code
         for field in self.fields.values():
             field.widget.attrs["class"] = "form-select" if isinstance(field, forms.ChoiceField) else "form-control"
 

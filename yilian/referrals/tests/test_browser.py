@@ -107,6 +107,7 @@ def test_county_doctor_refers_up_and_sees_the_outcome(
     # Back home, the county doctor is told, reads the outcome and closes the loop.
     page.goto(f"{site}/notifications/")
     expect(page.locator("#notification-list")).to_contain_text(number)
+    shot(page, "notifications")
     page.locator("#notification-list button", has_text="结果已回传").first.click()
     expect(page.locator("#outcome")).to_contain_text("TICI 3 级再通")
     page.locator("button[data-action=acknowledge]").click()
@@ -115,6 +116,19 @@ def test_county_doctor_refers_up_and_sees_the_outcome(
     expect(page.locator("#timeline .timeline-item")).to_have_count(8)
     other.close()
     patient_phone.close()
+
+
+def test_the_hospital_admin_adds_a_group_robot_webhook(page: Page, site: str) -> None:
+    page.set_viewport_size({"width": 1280, "height": 900})
+    log_in(page, site, "hospadmin")
+    page.locator("#user-menu").click()
+    page.get_by_role("link", name="Webhook").click()
+    page.get_by_label("机构").select_option("qzph")
+    page.get_by_label("群名称").fill("神经外科值班群")
+    page.get_by_label("网址").fill("https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=demo-key")
+    page.get_by_role("button", name="添加").click()
+    expect(page.locator("#webhook-table")).to_contain_text("神经外科值班群")
+    shot(page, "webhooks")
 
 
 def test_a_draft_saved_without_consent_is_completed_and_sent(page: Page, site: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 
 import pytest
@@ -135,6 +136,31 @@ def test_consortium_member_joins_once_and_leaves_with_a_date(persona) -> None:
     services.consortium_member_leave(actor=persona("office"), member=member, left_on=dt.date(2025, 1, 1))
     member.refresh_from_db()
     assert member.left_on == dt.date(2025, 1, 1)
+
+
+def test_an_admission_racing_another_office_is_never_told_the_institution_is_not_theirs(persona, monkeypatch) -> None:
+    """The interleaving that once answered "outside your consortia": the other office's admission
+    commits just after this one has asked whether it sees the institution. Whatever the order of
+    the checks, this office is told "already a member" (or admits it), never refused for scope."""
+    office = persona("office")
+    consortium = Consortium.objects.get(code="zju2-quzhou")
+    newcomer = _create_institution(office, code="kh-new")  # newly registered, in no consortium
+    real = selectors.institution_queryset_visible_to
+
+    def seen_then_admitted_elsewhere(user):
+        seen = list(real(user).values_list("pk", flat=True))  # the read happens now ...
+        ConsortiumMember.objects.create(  # ... then the other office's admission commits
+            consortium=consortium, institution=newcomer, joined_on=dt.date(2025, 3, 1)
+        )
+        return Institution.objects.filter(pk__in=seen)
+
+    monkeypatch.setattr(selectors, "institution_queryset_visible_to", seen_then_admitted_elsewhere)
+    with contextlib.suppress(ValidationError):  # "already a member" is a right answer; PermissionDenied is not
+        services.consortium_member_add(
+            actor=office, consortium=consortium, institution=newcomer, joined_on=dt.date(2025, 3, 1)
+        )
+    current = ConsortiumMember.objects.filter(consortium=consortium, institution=newcomer, left_on__isnull=True)
+    assert current.count() == 1
 
 
 def test_lead_institution_cannot_leave(persona) -> None:
