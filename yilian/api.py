@@ -17,6 +17,8 @@ from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 from ninja.security import APIKeyCookie, HttpBearer
 
+from yilian.core.errors import Conflict
+from yilian.dispatch.api import router as dispatch_router
 from yilian.notifications.api import router as notifications_router
 from yilian.referrals.api import patients_router
 from yilian.referrals.api import router as referrals_router
@@ -52,7 +54,8 @@ api = NinjaAPI(
     version="1",
     description=(
         "Registry of the medical consortium (regions, institutions, consortia, agreements, practitioners), "
-        "two-way referrals with their patients, the caller's notifications, and satisfaction surveys."
+        "two-way referrals with their patients, the caller's notifications, satisfaction surveys, and expert stationing (programmes, assignments, "
+        "rosters, check-ins, work logs)."
     ),
     auth=[BearerToken(), BrowserSession()],
     urls_namespace="api",
@@ -106,6 +109,11 @@ def _conflict(request: HttpRequest, exc: IntegrityError) -> HttpResponse:
     # A database constraint caught what the services' checks could not see: a concurrent
     # write of the same thing. The transaction was rolled back whole.
     return _error(request, 409, _("Someone else changed this at the same moment. Reload and try again."))
+
+
+@api.exception_handler(Conflict)
+def _collides(request: HttpRequest, exc: Conflict) -> HttpResponse:
+    return _error(request, 409, str(exc))
 
 
 @api.exception_handler(TransitionNotAllowed)
@@ -178,3 +186,4 @@ api.add_router("/", referrals_router)
 api.add_router("/", patients_router)
 api.add_router("/", notifications_router)
 api.add_router("/", surveys_router)
+api.add_router("/", dispatch_router)

@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "yilian.referrals",
     "yilian.notifications",
     "yilian.surveys",
+    "yilian.dispatch",
     "yilian.web",
     "yilian.demo",
 ]
@@ -161,6 +162,13 @@ YILIAN_POSTER_WINDOW_MINUTES = int(os.environ.get("YILIAN_POSTER_WINDOW_MINUTES"
 YILIAN_POSTER_PER_DEVICE = int(os.environ.get("YILIAN_POSTER_PER_DEVICE", "3"))
 YILIAN_POSTER_PER_ADDRESS = int(os.environ.get("YILIAN_POSTER_PER_ADDRESS", "60"))
 YILIAN_SMS_BACKEND = os.environ.get("YILIAN_SMS_BACKEND", "yilian.surveys.sms.LoggingSmsBackend")
+
+# Expert stationing: hosts farther than this (straight line) from the sending institution take a
+# travel day before and after each run of on-site days; a check-in that must be on site is accepted
+# within this radius of the host's coordinates; the roster optimiser's time limit in seconds.
+YILIAN_TRAVEL_DAY_KM = float(os.environ.get("YILIAN_TRAVEL_DAY_KM", "300"))
+YILIAN_CHECKIN_RADIUS_M = int(os.environ.get("YILIAN_CHECKIN_RADIUS_M", "1000"))
+YILIAN_ROSTER_TIME_LIMIT = float(os.environ.get("YILIAN_ROSTER_TIME_LIMIT", "20"))
 
 SESSION_SAVE_EVERY_REQUEST = True
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True

@@ -44,6 +44,13 @@ class Permission(models.TextChoices):
     ISSUE_SURVEYS = "surveys.issue", _("Hand out satisfaction-survey links")
     VIEW_SURVEY_RESULTS = "surveys.view_results", _("See satisfaction-survey results")
     VIEW_SURVEY_COMMENTS = "surveys.view_comments", _("Read the free-text comments of one's institution's surveys")
+    VIEW_STATIONING = "dispatch.view", _("See stationing programmes, rosters, attendance and work logs")
+    MANAGE_STATIONING = "dispatch.manage", _("Plan stationing: programmes, assignments, host demand, rosters, calendar")
+    CHECK_IN = "dispatch.check_in", _("Check in on site and keep one's own work log as a stationed expert")
+    CONFIRM_ATTENDANCE = (
+        "dispatch.confirm_attendance",
+        _("Confirm or record the attendance of experts at one's hospital"),
+    )
     USE_ADMIN = "core.use_admin", _("Use the administration site")
 
 
@@ -64,6 +71,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.VIEW_REFERRAL_FIGURES,
             Permission.MANAGE_QUESTIONNAIRES,
             Permission.VIEW_SURVEY_RESULTS,
+            Permission.VIEW_STATIONING,
+            Permission.MANAGE_STATIONING,
         }
     ),
     Role.HOSPITAL_ADMIN: frozenset(
@@ -78,6 +87,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.MANAGE_WEBHOOKS,
             Permission.ISSUE_SURVEYS,
             Permission.VIEW_SURVEY_RESULTS,
+            Permission.VIEW_STATIONING,
+            Permission.CONFIRM_ATTENDANCE,
         }
     ),
     Role.DOCTOR: frozenset(
@@ -97,6 +108,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.MANAGE_REFERRALS_SEND,
             Permission.MANAGE_REFERRALS_RECEIVE,
             Permission.ISSUE_SURVEYS,
+            Permission.VIEW_STATIONING,
+            Permission.CHECK_IN,
         }
     ),
     Role.ONCALL_COORDINATOR: frozenset(
@@ -113,6 +126,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.VIEW_AGREEMENTS,
             Permission.VIEW_REFERRAL_FIGURES,
             Permission.VIEW_SURVEY_RESULTS,
+            Permission.VIEW_STATIONING,
         }
     ),
     # The hospital's own quality staff: hand out survey links and posters, read the results and,

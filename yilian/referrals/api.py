@@ -22,6 +22,7 @@ from ninja.params import FormEx, HeaderEx, P
 from pydantic import field_validator, model_validator
 
 from yilian.core.permissions import Permission
+from yilian.core.schemas import iso_text, plausible_day
 from yilian.patients import services as patient_services
 from yilian.patients.models import Patient
 from yilian.referrals import schemas, selectors, services, workflow
@@ -218,8 +219,8 @@ class ReferralFilters(Schema):
     overdue: bool = False
     q: str = Field("", max_length=20, description="A referral number.")
 
-    _iso = field_validator("date_from", "date_to", mode="before")(schemas.iso_text)
-    _dates = field_validator("date_from", "date_to")(schemas.plausible_day)
+    _iso = field_validator("date_from", "date_to", mode="before")(iso_text)
+    _dates = field_validator("date_from", "date_to")(plausible_day)
 
 
 @router.get("/referrals", response={200: list[schemas.ReferralRowOut], **ERRORS})
@@ -261,8 +262,8 @@ class Period(Schema):
     start: dt.date = Field(..., description="First day.")
     end: dt.date = Field(..., description="Day after the last day.")
 
-    _iso = field_validator("start", "end", mode="before")(schemas.iso_text)
-    _dates = field_validator("start", "end")(schemas.plausible_day)
+    _iso = field_validator("start", "end", mode="before")(iso_text)
+    _dates = field_validator("start", "end")(plausible_day)
 
     @model_validator(mode="after")
     def _ordered(self) -> "Period":

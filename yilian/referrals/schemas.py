@@ -8,7 +8,6 @@ patient record, handed out only after the audited read in ``selectors.patient_id
 from __future__ import annotations
 
 import datetime as dt
-import re
 import uuid
 from typing import Any, Literal
 
@@ -16,9 +15,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from ninja import Field, Schema
-from ninja.schema import DjangoGetter
-from pydantic import ConfigDict, field_validator, model_validator
+from pydantic import field_validator, model_validator
 
+from yilian.core.schemas import In, iso_text, plausible_day
 from yilian.patients.models import Patient, Sex, mask_id_number, mask_name
 from yilian.referrals import selectors, workflow
 from yilian.referrals.models import (
@@ -31,39 +30,6 @@ from yilian.referrals.models import (
     Urgency,
 )
 from yilian.referrals.workflow import Action
-
-
-class In(Schema):
-    """Request bodies: surrounding whitespace is dropped, so "  " is as empty as ""."""
-
-    model_config = ConfigDict(str_strip_whitespace=True)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _an_object(cls, data: Any) -> Any:
-        # Schemas read attributes too; without this, a JSON list or number would pass as a body
-        # whose fields all have defaults.
-        if not isinstance(data._obj if isinstance(data, DjangoGetter) else data, dict):
-            raise ValueError(_("Must be an object."))
-        return data
-
-
-_ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}")
-
-
-def iso_text(value: Any) -> Any:
-    """Dates and times as ISO 8601 text only (pydantic would also read 0 as 1970-01-01)."""
-    if value is None or isinstance(value, dt.date):
-        return value
-    if not isinstance(value, str) or not _ISO_DAY.match(value):
-        raise ValueError(_("Not a valid date or time."))
-    return value
-
-
-def plausible_day(day: dt.date | None) -> dt.date | None:
-    if day is not None and not dt.date(1900, 1, 1) <= day <= dt.date(2100, 12, 31):
-        raise ValueError(_("Choose a date between 1900 and 2100."))
-    return day
 
 
 def aware_moment(value: dt.datetime | None) -> dt.datetime | None:

@@ -17,8 +17,9 @@ from django.utils.translation import gettext as _
 from ninja import Field, Query, Router, Schema, Status
 from pydantic import field_validator
 
-from yilian.referrals.schemas import In as _In
-from yilian.referrals.schemas import iso_text, plausible_day
+from yilian.core.schemas import In as _In
+from yilian.core.schemas import iso_text, plausible_day
+from yilian.dispatch.selectors import programmes_hosted_at
 from yilian.registry.api import ERRORS
 from yilian.registry.models import Consortium, Department, Institution, User
 from yilian.registry.selectors import consortium_queryset_visible_to, user_scope
@@ -172,7 +173,10 @@ class ResultsQuery(Schema):
     kind: SurveyKind | None = None
     start: dt.date | None = Field(None, description="First day of the period (on the response's day).")
     end: dt.date | None = Field(None, description="Day after the period.")
-    pivot: dt.date | None = Field(None, description="Compare before and from this day on, e.g. a programme's start.")
+    pivot: dt.date | None = Field(None, description="Compare before and from this day on.")
+    programme: str | None = Field(
+        None, max_length=40, description="Compare before and after this stationing programme (its code) started here."
+    )
 
     _iso = field_validator("start", "end", "pivot", mode="before")(iso_text)
     _dates = field_validator("start", "end", "pivot")(plausible_day)
@@ -202,6 +206,7 @@ class BeforeAfterRowOut(Schema):
 
 class BeforeAfterOut(Schema):
     pivot: dt.date
+    programme: str | None = Field(None, description="The programme whose start is the pivot.")
     responses_before: int
     responses_after: int
     dimensions: list[BeforeAfterRowOut]
@@ -242,6 +247,14 @@ def results(request: HttpRequest, query: Query[ResultsQuery]) -> ResultsOut:
     if query.start and query.end and query.end <= query.start:
         raise ValidationError({"end": [_("The end of the period comes before its start.")]})
     pivot = query.pivot
+    programme = None
+    if query.programme:
+        if pivot is not None:
+            raise ValidationError({"pivot": [_("Compare around a programme or around a day, not both.")]})
+        programme = next((p for p in programmes_hosted_at(institution) if p.code == query.programme), None)
+        if programme is None:
+            raise ValidationError({"programme": [_("This institution hosts no programme with this code.")]})
+        pivot = programme.starts_on
     if pivot is not None and ((query.start and pivot <= query.start) or (query.end and pivot >= query.end)):
         raise ValidationError({"pivot": [_("Choose a day inside the period, after its first day.")]})
     filters = selectors.ResultFilters(
@@ -249,10 +262,11 @@ def results(request: HttpRequest, query: Query[ResultsQuery]) -> ResultsOut:
     )
     figures = selectors.survey_results(user, filters)
     before_after = None
-    if query.pivot is not None:
-        split = selectors.survey_before_after(user, filters, pivot=query.pivot)
+    if pivot is not None:
+        split = selectors.survey_before_after(user, filters, pivot=pivot)
         before_after = BeforeAfterOut(
             pivot=split.pivot,
+            programme=programme.code if programme else None,
             responses_before=split.responses_before,
             responses_after=split.responses_after,
             dimensions=[BeforeAfterRowOut(dimension=d, before=_share(b), after=_share(a)) for d, b, a in split.rows],
