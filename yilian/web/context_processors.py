@@ -22,5 +22,7 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
         "nav_unread": unread_count(user),
         "nav_can_webhooks": Permission.MANAGE_WEBHOOKS in scope.permissions,
         "nav_can_survey_results": Permission.VIEW_SURVEY_RESULTS in scope.permissions,
+        "nav_can_stationing": Permission.VIEW_STATIONING in scope.permissions,
+        "nav_can_check_in": Permission.CHECK_IN in scope.permissions,
         "nav_can_surveys": bool(scope.permissions & {Permission.ISSUE_SURVEYS, Permission.MANAGE_QUESTIONNAIRES}),
     }
