@@ -24,6 +24,7 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 
 from yilian.core.permissions import Role
+from yilian.demo.dispatch import seed_dispatch
 from yilian.demo.pdf import simple_pdf
 from yilian.demo.referrals import seed_referrals
 from yilian.demo.surveys import seed_surveys
@@ -196,6 +197,8 @@ class SeedReport:
     documents: int = 0
     patients: int = 0
     referrals: int = 0
+    programmes: int = 0
+    roster_days: int = 0
     survey_responses: int = 0
 
     @property
@@ -1471,5 +1474,10 @@ def seed_demo(*, seed: int = 2018, scale: int = 1) -> SeedReport:
         seeder.created["users"] += history.users
         seeder.created["patients"] += history.patients
         seeder.created["referrals"] += history.referrals
+        stationing = seed_dispatch(seed=seed)
+        seeder.created["practitioners"] += stationing.practitioners
+        seeder.created["departments"] += stationing.departments
+        seeder.created["programmes"] += stationing.programmes
+        seeder.created["roster_days"] += stationing.roster_days
         seeder.created["survey_responses"] += seed_surveys(seed=seed)
     return seeder.report()

@@ -13,11 +13,11 @@ What the history shows (issue "satisfaction surveys", DOMAIN.md §1 "two improve
   the rest expire; a department poster at Quzhou People's Hospital adds poster links (which the
   response rate leaves out).
 
-Stationing programmes are not yet modelled; the dates below stand for the current rounds of the
-seed stories and are what the demo's before/after comparison is meant to be pivoted on:
-- ``qzph`` 2025-09-01: the Second Affiliated Hospital's new round of department-to-department support
-  at Quzhou People's Hospital (the provincial neurosurgeon's team, DOMAIN.md story A);
-- ``khph`` 2025-11-03: provincial experts stationed at Kaihua County People's Hospital;
+The improvement dates are the starts of the current stationing rounds of the demo
+(``yilian.demo.dispatch.CURRENT_ROUNDS``), which the results page offers as its before/after points:
+- ``qzph`` 2025-09-01: the Second Affiliated Hospital's batch 2 at Quzhou People's Hospital (the
+  provincial neurosurgeon's team, DOMAIN.md story A);
+- ``khph`` 2025-11-03: its first batch at Kaihua County People's Hospital;
 - ``bjfph`` 2025-03-03: the second batch of Zhejiang Provincial People's Hospital staff at the Bijie
   regional medical centre (story B).
 The history covers the two years before ``now``; the dates are fixed, so a demo seeded long after
@@ -47,6 +47,7 @@ from django.utils import timezone
 
 from yilian.core.audit import audit_record
 from yilian.core.models import AuditAction
+from yilian.demo.dispatch import CURRENT_ROUNDS
 from yilian.demo.referrals import HISTORY_USERNAME, _Table
 from yilian.referrals.models import Referral
 from yilian.registry.models import Department, Institution, InstitutionGrade, User
@@ -67,11 +68,7 @@ ANSWERED = 0.74  # share of encounter links answered
 RAMP_DAYS = 120  # an improvement takes about four months to show fully
 
 # Host institution -> the day its stationing programme's current round started (see the docstring).
-STATIONING_STARTS: dict[str, dt.date] = {
-    "qzph": dt.date(2025, 9, 1),
-    "khph": dt.date(2025, 11, 3),
-    "bjfph": dt.date(2025, 3, 3),
-}
+STATIONING_STARTS: dict[str, dt.date] = CURRENT_ROUNDS
 POSTER_AT = "qzph"  # one outpatient poster in a department of this hospital
 
 # Monthly outpatient and inpatient responses by grade; the hosts get more so their trend reads clearly.

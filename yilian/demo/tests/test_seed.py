@@ -151,10 +151,25 @@ def _snapshot() -> dict[str, list[tuple[Any, ...]]]:
 
 
 def _wipe_referrals() -> None:
-    """Delete the survey and referral history and its patients (inside the test's transaction)."""
+    """Delete the survey, stationing and referral history and its patients (inside the test's transaction)."""
     survey_models = ("SurveyAnswer", "PosterScan", "SurveyResponse", "SurveyToken", "Poster")
     for name in survey_models:
         apps.get_model("surveys", name)._default_manager.all().delete()
+    dispatch_models = (
+        "LoggedOperation",
+        "WorkLog",
+        "Attendance",
+        "RosterDay",
+        "RosterRun",
+        "Leave",
+        "HostDemand",
+        "Assignment",
+        "Objective",
+        "Programme",
+        "CalendarDay",
+    )
+    for name in dispatch_models:
+        apps.get_model("dispatch", name)._default_manager.all().delete()
     for model in (ReferralEvent, ReferralAppointment, ReferralAttachment, IdempotencyKey, Referral, Patient):
         model._default_manager.all().delete()
 
@@ -217,10 +232,11 @@ def test_every_created_row_is_audited_and_the_chain_verifies() -> None:
     new_events = AuditEvent.objects.filter(id__gt=last_before)
     # A consortium's audit row also covers the lead membership the service adds with it; the
     # referral and survey histories (patients, referrals, survey responses) are synthetic and have
-    # one row for each run.
+    # one row for each run; a stationing programme has one row for itself and its history (roster days).
     assert report.referrals > 0
     assert report.survey_responses > 0
-    synthetic = report.patients + report.referrals + report.survey_responses
+    assert report.programmes == 5
+    synthetic = report.patients + report.referrals + report.survey_responses + report.roster_days
     assert new_events.count() == report.total - report.consortia - synthetic + 2
     history = new_events.get(object_type="referrals.referral")
     assert (history.action, history.changes["seeded"]) == (AuditAction.CREATE, report.referrals)
@@ -245,6 +261,8 @@ def test_report_counts_match_the_rows_created(fresh_seed: SeedReport) -> None:
     assert seeded.practitioners == Practitioner.objects.count()
     assert seeded.patients == Patient.objects.count()
     assert seeded.referrals == Referral.objects.count() >= ROUND_SIZE
+    assert seeded.programmes == apps.get_model("dispatch", "Programme")._default_manager.count() == 5
+    assert seeded.roster_days == apps.get_model("dispatch", "RosterDay")._default_manager.count() > 0
 
 
 def test_same_seed_reproduces_identical_data(fresh_seed: SeedReport) -> None:
