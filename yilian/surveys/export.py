@@ -54,7 +54,9 @@ def period_label(filters: ResultFilters) -> str:
     return f"{start} – {end}"
 
 
-def results_workbook(user: AnyUser, filters: ResultFilters, *, pivot: dt.date | None = None) -> bytes:
+def results_workbook(
+    user: AnyUser, filters: ResultFilters, *, pivot: dt.date | None = None, pivot_label: str = ""
+) -> bytes:
     """The workbook as bytes, with the audit row of the export written in the same transaction."""
     results = selectors.survey_results(user, filters)
     before_after = selectors.survey_before_after(user, filters, pivot=pivot) if pivot else None
@@ -102,6 +104,8 @@ def results_workbook(user: AnyUser, filters: ResultFilters, *, pivot: dt.date | 
         ws = _sheet(wb, _("Before and after"))
         _widths(ws, [30, 14, 14, 14, 14])
         ws.append([_("Compared around"), before_after.pivot.isoformat()])
+        if pivot_label:
+            ws.append([_("Stationing programme"), pivot_label])
         ws.append([_("Responses before"), before_after.responses_before])
         ws.append([_("Responses from then on"), before_after.responses_after])
         ws.append([])

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib.auth.decorators import login_required
@@ -23,12 +23,16 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET
 
 from yilian.core.permissions import Permission
+from yilian.dispatch.selectors import programmes_hosted_at
 from yilian.registry.models import Department, Institution, User
 from yilian.registry.selectors import user_scope
 from yilian.surveys import export, selectors
 from yilian.surveys.models import Dimension, SurveyKind
 from yilian.surveys.text import group_comments
 from yilian.web.forms import EARLIEST, LATEST
+
+if TYPE_CHECKING:
+    from yilian.dispatch.models import Programme
 
 TOP_WORDS = 12
 CHART_HEIGHT = 160
@@ -56,16 +60,28 @@ class ResultsFilterForm(forms.Form):
         label=gettext_lazy("From"), required=False, widget=forms.DateInput(attrs={"type": "date"})
     )
     date_to = forms.DateField(label=gettext_lazy("To"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    programme = forms.ChoiceField(
+        label=gettext_lazy("Before and after a programme"),
+        required=False,
+        choices=(),
+        help_text=gettext_lazy("The stationing programmes this hospital hosts."),
+    )
     pivot = forms.DateField(
-        label=gettext_lazy("Compare before and after"),
+        label=gettext_lazy("…or before and after a day"),
         required=False,
         widget=forms.DateInput(attrs={"type": "date"}),
-        help_text=gettext_lazy("For example the day a stationing programme started at this hospital."),
     )
 
-    def __init__(self, *args: Any, departments: list[tuple[str, str]] | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        departments: list[tuple[str, str]] | None = None,
+        programmes: list[tuple[str, str]] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.fields["department"].choices = [("", _("All departments")), *(departments or [])]  # type: ignore[attr-defined]
+        self.fields["programme"].choices = [("", _("No comparison")), *(programmes or [])]  # type: ignore[attr-defined]
         for field in self.fields.values():
             css = (
                 "form-select form-select-sm"
@@ -81,6 +97,8 @@ class ResultsFilterForm(forms.Form):
             if day is not None and not (EARLIEST <= day <= LATEST):
                 self.add_error(name, _("Choose a date between 1900 and 9998."))
         start, end, pivot = data.get("date_from"), data.get("date_to"), data.get("pivot")
+        if pivot and data.get("programme"):
+            self.add_error("pivot", _("Compare around a programme or around a day, not both."))
         if start and end and start > end:
             self.add_error("date_to", _("The end of the period comes before its start."))
         if pivot and ((start and pivot <= start) or (end and pivot > end)):
@@ -96,6 +114,7 @@ class Parsed:
     form: ResultsFilterForm
     filters: selectors.ResultFilters | None  # None: the form has errors
     pivot: dt.date | None
+    programme: Programme | None = None  # the programme whose start is the pivot
 
 
 def _parse(request: HttpRequest) -> Parsed | None:
@@ -121,10 +140,32 @@ def _parse(request: HttpRequest) -> Parsed | None:
     data = request.GET.copy()
     if not any(k in data for k in ("date_from", "date_to")):
         data["date_from"], data["date_to"] = start.isoformat(), end.isoformat()
-    form = ResultsFilterForm(data, departments=[(str(d.public_id), d.name) for d in departments])
+    hosted = programmes_hosted_at(institution)
+    if "programme" not in data and "pivot" not in data:
+        # First visit: compare around the latest programme that started inside the period.
+        start_day, end_day = _iso_day(data.get("date_from")), _iso_day(data.get("date_to"))
+        inside = [
+            p
+            for p in hosted
+            if (start_day is None or p.starts_on > start_day) and (end_day is None or p.starts_on <= end_day)
+        ]
+        if inside:
+            data["programme"] = inside[0].code
+    form = ResultsFilterForm(
+        data,
+        departments=[(str(d.public_id), d.name) for d in departments],
+        programmes=[(p.code, programme_label(p)) for p in hosted],
+    )
     if not form.is_valid():
         return Parsed(institution, institutions, departments, form, None, None)
     cleaned = form.cleaned_data
+    programme = next((p for p in hosted if p.code == cleaned["programme"]), None)
+    pivot = programme.starts_on if programme is not None else cleaned["pivot"]
+    if programme is not None and (
+        (cleaned["date_from"] and pivot <= cleaned["date_from"]) or (cleaned["date_to"] and pivot > cleaned["date_to"])
+    ):
+        form.add_error("programme", _("The programme started outside the period; widen the period to compare."))
+        return Parsed(institution, institutions, departments, form, None, None)
     department = next((d for d in departments if str(d.public_id) == cleaned["department"]), None)
     date_to = cleaned["date_to"]
     filters = selectors.ResultFilters(
@@ -134,7 +175,18 @@ def _parse(request: HttpRequest) -> Parsed | None:
         start=cleaned["date_from"],
         end=date_to + dt.timedelta(days=1) if date_to else None,
     )
-    return Parsed(institution, institutions, departments, form, filters, cleaned["pivot"])
+    return Parsed(institution, institutions, departments, form, filters, pivot, programme)
+
+
+def _iso_day(value: Any) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError:
+        return None
+
+
+def programme_label(programme: Programme) -> str:
+    return f"{programme.title}（{programme.starts_on:%Y-%m-%d}）"
 
 
 def _chart(months: list[selectors.MonthFigures]) -> dict[str, Any]:
@@ -195,6 +247,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     if parsed.pivot:
         before_after = selectors.survey_before_after(user, filters, pivot=parsed.pivot)
         context["before_after"] = before_after
+        context["before_after_programme"] = parsed.programme
         context["before_after_rows"] = [
             (
                 Dimension(d).label,
@@ -227,7 +280,12 @@ def export_xlsx(request: HttpRequest) -> HttpResponse:
             for name, e in parsed.form.errors.items()
         )
         return HttpResponse(errors, status=400, content_type="text/plain; charset=utf-8")
-    content = export.results_workbook(user, parsed.filters, pivot=parsed.pivot)
+    content = export.results_workbook(
+        user,
+        parsed.filters,
+        pivot=parsed.pivot,
+        pivot_label=programme_label(parsed.programme) if parsed.programme else "",
+    )
     filters = parsed.filters
     start = filters.start.isoformat() if filters.start else "start"
     end = (filters.end - dt.timedelta(days=1)).isoformat() if filters.end else "now"

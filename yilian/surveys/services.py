@@ -28,6 +28,7 @@ import hmac
 import ipaddress
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -150,6 +151,16 @@ def questionnaire_at(*, institution: Institution, kind: str) -> Questionnaire:
     return own or questionnaire_for(consortium=None, kind=kind)
 
 
+class ItemProblem(ValidationError):
+    """A problem with one item; ``index`` is the item's place in the list given (from 1), so that an
+    editor can show the message next to the item it is about."""
+
+    def __init__(self, message: str, code: str | None = "item", params: Any = None, *, index: int = 0) -> None:
+        # The positional signature of ValidationError's, so that a copy or a pickle can rebuild it.
+        super().__init__(message, code=code, params=params)
+        self.index = index
+
+
 def _text(value: Any, *, where: str, field: str, errors: list[str]) -> str:
     if not isinstance(value, str) or not value.strip():
         errors.append(_("%(where)s: the %(field)s text is missing.") % {"where": where, "field": field})
@@ -162,71 +173,75 @@ def _text(value: Any, *, where: str, field: str, errors: list[str]) -> str:
     return value.strip()
 
 
-def questionnaire_validate_items(items: Any) -> list[dict[str, Any]]:
+def questionnaire_validate_items(items: Any, *, names: Sequence[str] = ()) -> list[dict[str, Any]]:
     """Check items against the rules and return them normalised (known keys only).
 
-    Raises ValidationError({"items": [...]}) naming each problem in the caller's language.
+    Raises ValidationError({"items": [...]}) naming each problem in the caller's language. A problem
+    with one item is an ``ItemProblem`` carrying the item's index; the item is called by its place
+    ("Item 3") unless the caller names the items in ``names`` (an editor, by its rows). The count of
+    free-text items is a problem of the whole list, with the code ``free_text_count``.
     """
     if not isinstance(items, list) or not items:
         raise ValidationError({"items": [_("Give at least one item.")]})
     if len(items) > MAX_ITEMS:
         raise ValidationError({"items": [_("At most %(max)s items.") % {"max": MAX_ITEMS}]})
-    errors: list[str] = []
+    errors: list[ValidationError] = []
     clean: list[dict[str, Any]] = []
     keys: set[str] = set()
     texts = 0
     for index, item in enumerate(items, start=1):
-        where = _("Item %(number)s") % {"number": index}
+        where = names[index - 1] if index <= len(names) else _("Item %(number)s") % {"number": index}
+        found: list[str] = []
         if not isinstance(item, dict):
-            errors.append(_("%(where)s: must be an object.") % {"where": where})
+            errors.append(ItemProblem(_("%(where)s: must be an object.") % {"where": where}, index=index))
             continue
         key = item.get("key")
         if not isinstance(key, str) or not ITEM_KEY.match(key):
-            errors.append(
+            found.append(
                 _("%(where)s: the key must be short lowercase letters and digits, such as q1.") % {"where": where}
             )
             key = ""
         elif key in keys:
-            errors.append(_("%(where)s: the key %(key)s is used twice.") % {"where": where, "key": key})
+            found.append(_("%(where)s: the key %(key)s is used twice.") % {"where": where, "key": key})
         else:
             where = f"{where} ({key})"
         keys.add(key)
         type_ = item.get("type")
         if type_ not in ItemType.values:
-            errors.append(
+            found.append(
                 _("%(where)s: the type must be one of %(types)s.")
                 % {"where": where, "types": ", ".join(ItemType.values)}
             )
         dimension = item.get("dimension")
         if dimension not in Dimension.values:
-            errors.append(
+            found.append(
                 _("%(where)s: the dimension must be one of %(dimensions)s.")
                 % {"where": where, "dimensions": ", ".join(Dimension.values)}
             )
         elif type_ == ItemType.TEXT and dimension != Dimension.COMMENT:
-            errors.append(_("%(where)s: a free-text item has the dimension comment.") % {"where": where})
+            found.append(_("%(where)s: a free-text item has the dimension comment.") % {"where": where})
         elif type_ != ItemType.TEXT and dimension == Dimension.COMMENT:
-            errors.append(_("%(where)s: only the free-text item has the dimension comment.") % {"where": where})
+            found.append(_("%(where)s: only the free-text item has the dimension comment.") % {"where": where})
         required = item.get("required", False)
         if not isinstance(required, bool):
-            errors.append(_("%(where)s: required must be true or false.") % {"where": where})
+            found.append(_("%(where)s: required must be true or false.") % {"where": where})
             required = False
         if type_ == ItemType.TEXT:
             texts += 1
             if required:
-                errors.append(_("%(where)s: the free-text item cannot be required.") % {"where": where})
+                found.append(_("%(where)s: the free-text item cannot be required.") % {"where": where})
         entry: dict[str, Any] = {
             "key": key,
             "dimension": dimension,
             "type": type_,
-            "zh": _text(item.get("zh"), where=where, field=_("Chinese"), errors=errors),
-            "en": _text(item.get("en"), where=where, field=_("English"), errors=errors),
+            "zh": _text(item.get("zh"), where=where, field=_("Chinese"), errors=found),
+            "en": _text(item.get("en"), where=where, field=_("English"), errors=found),
             "required": required,
         }
         options = item.get("options")
         if type_ in (ItemType.SINGLE, ItemType.MULTIPLE):
             if not isinstance(options, list) or not 2 <= len(options) <= MAX_OPTIONS:
-                errors.append(
+                found.append(
                     _("%(where)s: a choice needs between 2 and %(max)s options.") % {"where": where, "max": MAX_OPTIONS}
                 )
                 options = []
@@ -235,25 +250,31 @@ def questionnaire_validate_items(items: Any) -> list[dict[str, Any]]:
             for number, option in enumerate(options, start=1):
                 at = _("%(where)s, option %(number)s") % {"where": where, "number": number}
                 if not isinstance(option, dict):
-                    errors.append(_("%(where)s: must be an object.") % {"where": at})
+                    found.append(_("%(where)s: must be an object.") % {"where": at})
                     continue
                 option_key = option.get("key")
                 if not isinstance(option_key, str) or not ITEM_KEY.match(option_key) or option_key in seen:
-                    errors.append(_("%(where)s: the key is missing, malformed or used twice.") % {"where": at})
+                    found.append(_("%(where)s: the key is missing, malformed or used twice.") % {"where": at})
                     option_key = ""
                 seen.add(str(option_key))
                 entry["options"].append(
                     {
                         "key": option_key,
-                        "zh": _text(option.get("zh"), where=at, field=_("Chinese"), errors=errors),
-                        "en": _text(option.get("en"), where=at, field=_("English"), errors=errors),
+                        "zh": _text(option.get("zh"), where=at, field=_("Chinese"), errors=found),
+                        "en": _text(option.get("en"), where=at, field=_("English"), errors=found),
                     }
                 )
         elif options:
-            errors.append(_("%(where)s: only a choice has options.") % {"where": where})
+            found.append(_("%(where)s: only a choice has options.") % {"where": where})
         clean.append(entry)
+        errors.extend(ItemProblem(message, index=index) for message in found)
     if texts != 1:
-        errors.append(_("A questionnaire has exactly one free-text item (it has %(count)s).") % {"count": texts})
+        errors.append(
+            ValidationError(
+                _("A questionnaire has exactly one free-text item (it has %(count)s).") % {"count": texts},
+                code="free_text_count",
+            )
+        )
     if errors:
         raise ValidationError({"items": errors})
     return clean

@@ -33,7 +33,19 @@ from yilian.core.permissions import Permission
 from yilian.registry.models import Consortium, User, localized
 from yilian.registry.selectors import user_scope
 from yilian.surveys import services
-from yilian.surveys.forms import IssueForm, PosterForm, PublishForm, SmsForm, StaffBatchForm
+from yilian.surveys.forms import (
+    BLANK_ROWS,
+    MAX_ROWS,
+    IssueForm,
+    PosterForm,
+    PublishForm,
+    SmsForm,
+    StaffBatchForm,
+    blank_rows,
+    item_rows,
+    item_rows_initial,
+    typed_values,
+)
 from yilian.surveys.models import (
     Channel,
     Dimension,
@@ -478,9 +490,32 @@ def _consortium_from(user: User, code: str) -> Consortium | None:
     return consortium
 
 
+# Empty rows a "more rows" press adds to the editor.
+MORE_ROWS = 3
+
+
+def _extra_rows(request: HttpRequest) -> int:
+    try:
+        return max(0, min(int(request.GET.get("extra", "")), MAX_ROWS))
+    except ValueError:
+        return BLANK_ROWS
+
+
+def _form_error(form: PublishForm, exc: ValidationError) -> None:
+    """The service's refusal on the form: on its field when the form has it, else above it."""
+    if not hasattr(exc, "error_dict"):
+        form.add_error(None, exc)
+        return
+    for field, problems in exc.error_dict.items():
+        form.add_error(field if field in form.fields else None, problems)
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def questionnaire_edit(request: HttpRequest, consortium: str, kind: str) -> HttpResponse:
+    """Publish a new version: the names, and a row per item (the current version's, then empty
+    ones; "more rows" shows the rows again as typed with more empty ones). A refusal shows each
+    problem on its row, with everything as typed."""
     user = _user(request)
     if kind not in SurveyKind.values:
         raise Http404(_("No such questionnaire."))
@@ -492,23 +527,27 @@ def questionnaire_edit(request: HttpRequest, consortium: str, kind: str) -> Http
     shown_number = request.GET.get("v", "")
     shown = next((v for v in versions if str(v.number) == shown_number), current)
     status = 200
-    if request.method == "POST":
+    if request.method == "POST" and "more_rows" in request.POST:
+        typed = item_rows(request.POST).as_typed()
+        form = PublishForm(initial=typed_values(PublishForm(request.POST)))
+        rows = item_rows(initial=typed + blank_rows(typed, MORE_ROWS))
+    elif request.method == "POST":
         form = PublishForm(request.POST)
-        if form.is_valid():
+        rows = item_rows(request.POST)
+        if form.is_valid() & rows.is_valid():  # both, so that every problem shows at once
             data = form.cleaned_data
             try:
                 version = services.questionnaire_publish(
                     actor=user,
                     consortium=target,
                     kind=kind,
-                    items=data["items"],
+                    items=rows.items,
                     name_zh=data["name_zh"],
                     name_en=data["name_en"],
                     valid_days=data["valid_days"],
                 )
             except ValidationError as exc:
-                for message in exc.messages:
-                    form.add_error("items", message)
+                _form_error(form, exc)
             else:
                 messages.success(
                     request, _("Version %(number)s is published. New links use it.") % {"number": version.number}
@@ -521,9 +560,9 @@ def questionnaire_edit(request: HttpRequest, consortium: str, kind: str) -> Http
                 "name_zh": base.name_zh,
                 "name_en": base.name_en,
                 "valid_days": own.valid_days if own else None,
-                "items": json.dumps(current.items if current else [], ensure_ascii=False, indent=2),
             }
         )
+        rows = item_rows(initial=item_rows_initial(current.items if current else [], blank=_extra_rows(request)))
     context = {
         "consortium": target,
         "consortium_code": consortium,
@@ -542,7 +581,10 @@ def questionnaire_edit(request: HttpRequest, consortium: str, kind: str) -> Http
             }
             for item in (shown.items if shown else [])
         ],
+        "shown_json": json.dumps(shown.items if shown else [], ensure_ascii=False, indent=2),
         "form": form,
+        "rows": rows,
+        "more_rows": MORE_ROWS,
         "default_days": settings.YILIAN_SURVEY_VALID_DAYS,
     }
     return render(request, "surveys/manage/questionnaire.html", context, status=status)

@@ -117,15 +117,47 @@ def test_a_patient_answers_on_a_phone_and_the_hospital_counts_it(
     quality_context.close()
 
 
-def test_the_consortium_office_opens_the_questionnaire_editor(page: Page, site: str) -> None:
+def test_the_consortium_office_edits_a_questionnaire_row_by_row(page: Page, site: str) -> None:
     page.set_viewport_size({"width": 1280, "height": 900})
     log_in(page, site, "office")
     page.locator("#user-menu").click()
     page.locator("#menu-surveys").click()
     page.locator("a.nav-link[href$='/surveys/questionnaires/']").click()
-    row = page.locator("#questionnaire-table a[href$='/zju2-quzhou/outpatient/']")
-    row.click()
-    expect(page.locator("#version-list .list-group-item")).not_to_have_count(0)
+    page.locator("#questionnaire-table a[href$='/zju2-quzhou/outpatient/']").click()
+    expect(page.locator("#version-list .list-group-item")).to_have_count(1)
     expect(page.locator("#item-table tbody tr")).not_to_have_count(0)
-    expect(page.locator("#publish-form textarea[name=items]")).to_have_value(re.compile(r'"type": "likert"'))
+    form = page.locator("#publish-form")
+    expect(form.locator(".item-row")).to_have_count(12)
+    expect(page.locator("#item-2 textarea[name$='-zh']")).to_have_value("您对这次等候看病的时间满意吗？")
+
+    # Reword a question, and add a single choice in the first empty row, asked after q3.
+    page.locator("#item-2 textarea[name$='-zh']").fill("您对等候就诊的时间满意吗？")
+    new = page.locator("#item-11")
+    expect(new.locator("input[name$='-key']")).to_have_value("q11")
+    new.locator("input[name$='-order']").fill("35")
+    new.locator("select[name$='-type']").select_option("single")
+    new.locator("select[name$='-dimension']").select_option("access")
+    new.locator("textarea[name$='-zh']").fill("您是第几次来本院就诊？")
+    new.locator("textarea[name$='-en']").fill("Is this your first visit here?")
+    new.locator("input[name$='-required']").uncheck()
+    page.locator("#publish-button").click()
+
+    # A choice needs options: said on its row, and nothing typed is lost.
+    expect(page.locator("#item-11 .row-error")).to_contain_text("选项")
+    expect(page.locator("#item-2 textarea[name$='-zh']")).to_have_value("您对等候就诊的时间满意吗？")
+    page.locator("#item-11 textarea[name$='-options']").fill("a | 第一次 | First time\nb | 复诊 | Follow-up")
+    page.locator("#more-rows").click()
+    expect(form.locator(".item-row")).to_have_count(15)
+    expect(page.locator("#item-11 .row-error")).to_have_count(0)
+
+    page.locator("#publish-button").click()
+    # The consortium's first own version; the built-in one is left as it was.
+    expect(page.locator(".alert-success")).to_be_visible()
+    expect(page.locator(".page-subtitle")).not_to_contain_text("内置")
+    expect(page.locator("#item-4 input[name$='-key']")).to_have_value("q11")
+    expect(page.locator("#item-table")).to_contain_text("您是第几次来本院就诊？")
+    expect(page.locator("#item-4 details.item-options")).to_have_attribute("open", "")
+    # For integrators, the version as the API takes it, read-only.
+    page.locator("#items-json summary").click()
+    expect(page.locator("#items-json pre")).to_contain_text('"key": "q11"')
     shot(page, "survey-questionnaire")

@@ -148,6 +148,27 @@ def test_bad_items_are_refused_with_a_message_and_nothing_is_published(change: A
     assert QuestionnaireVersion.objects.count() == count
 
 
+def test_each_problem_with_an_item_carries_the_item_s_place_and_the_caller_s_name_for_it() -> None:
+    """What lets the editor show a problem on its row; the whole-list count has its own code."""
+    from django.utils import translation
+
+    items = edited_items()
+    items[2] = dict(items[2], key="q1")
+    items[4] = dict(items[4], en="")
+    items.append(dict(items[-1], key="q11"))
+    with translation.override("en"), pytest.raises(ValidationError) as caught:
+        services.questionnaire_validate_items(items, names=[f"Row {n}" for n in range(1, len(items) + 1)])
+    problems = caught.value.error_dict["items"]
+    assert [(p.index, p.message) for p in problems if isinstance(p, services.ItemProblem)] == [
+        (3, "Row 3: the key q1 is used twice."),
+        (5, "Row 5 (q5): the English text is missing."),
+    ]
+    assert [p.code for p in problems if not isinstance(p, services.ItemProblem)] == ["free_text_count"]
+    with translation.override("en"), pytest.raises(ValidationError) as unnamed:
+        services.questionnaire_validate_items(items)
+    assert "Item 3: the key q1 is used twice." in unnamed.value.messages
+
+
 @pytest.mark.parametrize("username", ["hospadmin", "doctor", "quality", "commission"])
 def test_only_the_consortium_office_publishes_questionnaires(username: str) -> None:
     with pytest.raises(PermissionDenied):

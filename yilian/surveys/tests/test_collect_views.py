@@ -4,8 +4,8 @@ poster scans with their cookie and 429, and the staff pages with their refusals.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
+from html.parser import HTMLParser
 from typing import Any
 
 import pytest
@@ -220,25 +220,251 @@ def test_the_user_menu_links_to_surveys_for_those_who_use_them(login: Any) -> No
     assert 'id="menu-surveys"' not in login("commission").get("/").content.decode()
 
 
-def test_the_office_publishes_a_version_from_the_editor_and_bad_json_is_explained(login: Any) -> None:
+# -- the questionnaire editor ---------------------------------------------------------------
+
+EDITOR = "/surveys/questionnaires/zju2-quzhou/outpatient/"
+
+
+class _FormReader(HTMLParser):
+    """What a browser would send for one form of a page: text and hidden inputs, ticked boxes, the
+    selected option of each select, textareas; no button."""
+
+    def __init__(self, form_id: str) -> None:
+        super().__init__()
+        self.form_id, self.inside = form_id, False
+        self.values: dict[str, str] = {}
+        self.textarea: str | None = None
+        self.select: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if tag == "form":
+            self.inside = a.get("id") == self.form_id
+        if not self.inside or ("name" not in a and tag != "option"):
+            return
+        if tag == "input" and a.get("type") in ("checkbox", "radio"):
+            if "checked" in a:
+                self.values[a["name"]] = a.get("value", "on")
+        elif tag == "input" and a.get("type") not in ("submit", "button"):
+            self.values[a["name"]] = a.get("value", "")
+        elif tag == "textarea":
+            self.textarea = a["name"]
+            self.values[self.textarea] = ""
+        elif tag == "select":
+            self.select = a["name"]
+        elif tag == "option" and self.select and (self.select not in self.values or "selected" in a):
+            self.values[self.select] = a.get("value", "")
+
+    def handle_data(self, data: str) -> None:
+        if self.textarea:
+            self.values[self.textarea] += data
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "textarea" and self.textarea:
+            # A browser drops the newline that opens a textarea's content.
+            self.values[self.textarea] = self.values[self.textarea].removeprefix("\n")
+            self.textarea = None
+        elif tag == "select":
+            self.select = None
+        elif tag == "form":
+            self.inside = False
+
+
+def publish_form(page: Any) -> dict[str, str]:
+    reader = _FormReader("publish-form")
+    reader.feed(page.content.decode())
+    return reader.values
+
+
+def row_html(page: Any, number: int) -> str:
+    """The card of one row of the editor."""
+    html: str = page.content.decode()
+    start = html.index(f'id="item-{number}"')
+    end = html.find('class="card mb-2 item-row', start)
+    return html[start : end if end > 0 else html.index('id="more-rows"')]
+
+
+def row(data: dict[str, str], number: int, **values: str | bool) -> None:
+    """Type into row ``number`` (from 1) of the posted form; True ticks a box, False clears it."""
+    for name, value in values.items():
+        field = f"items-{number - 1}-{name}"
+        if value is False:
+            data.pop(field, None)
+        else:
+            data[field] = "on" if value is True else str(value)
+
+
+def own_versions() -> list[QuestionnaireVersion]:
+    return list(
+        QuestionnaireVersion.objects.filter(
+            questionnaire__consortium__code="zju2-quzhou", questionnaire__kind="outpatient"
+        ).order_by("number")
+    )
+
+
+def test_the_editor_shows_the_current_items_as_rows_with_two_empty_ones(login: Any) -> None:
     client = login("office", "en")
     listing = client.get("/surveys/questionnaires/")
-    assert listing.status_code == 200 and "/surveys/questionnaires/zju2-quzhou/outpatient/" in listing.content.decode()
-    editor = client.get("/surveys/questionnaires/zju2-quzhou/outpatient/")
+    assert listing.status_code == 200 and EDITOR in listing.content.decode()
+    editor = client.get(EDITOR)
     assert editor.status_code == 200
-    data = {"name_zh": "门诊满意度调查（医联体版）", "name_en": "Outpatient survey", "valid_days": ""}
-    bad = client.post(editor.request["PATH_INFO"], {**data, "items": "[{"})
-    assert bad.status_code == 400 and "Not valid JSON" in bad.content.decode()
-    items = [dict(i) for i in DEFAULT_QUESTIONNAIRES["outpatient"][2]]
-    items.append(dict(items[-1], key="q11"))
-    two_texts = client.post(editor.request["PATH_INFO"], {**data, "items": json.dumps(items)})
-    assert two_texts.status_code == 400 and "exactly one free-text item" in two_texts.content.decode()
-    good = client.post(editor.request["PATH_INFO"], {**data, "items": json.dumps(items[:-1])})
-    assert good.status_code == 302
-    version = QuestionnaireVersion.objects.get(questionnaire__consortium__code="zju2-quzhou")
-    assert version.number == 1 and version.questionnaire.name_zh == "门诊满意度调查（医联体版）"
-    assert client.get("/surveys/questionnaires/quzhou-neuro/outpatient/").status_code == 403
-    assert client.get("/surveys/questionnaires/default/outpatient/").status_code == 403
+    data = publish_form(editor)
+    outpatient = DEFAULT_QUESTIONNAIRES["outpatient"][2]
+    assert data["items-TOTAL_FORMS"] == str(len(outpatient) + 2)
+    assert data["name_zh"] == "门诊患者满意度调查"
+    assert [data[f"items-{i}-key"] for i in range(len(outpatient))] == [item["key"] for item in outpatient]
+    assert data["items-1-zh"] == outpatient[1]["zh"] and data["items-1-type"] == "likert"
+    assert data["items-1-required"] == "on" and "items-8-required" not in data
+    assert data["items-8-options"].splitlines()[0] == "a | 在窗口或自助机 | At the counter or a kiosk"
+    # The empty rows suggest the next keys and order numbers.
+    assert (data["items-10-key"], data["items-10-order"], data["items-10-zh"]) == ("q11", "110", "")
+    assert data["items-11-key"] == "q12"
+    assert 'id="items-json"' in editor.content.decode() and "<textarea" in editor.content.decode()
+    assert publish_form(client.get(EDITOR + "?extra=5"))["items-TOTAL_FORMS"] == str(len(outpatient) + 5)
+
+
+def test_the_office_publishes_an_edited_questionnaire_through_the_rows(login: Any) -> None:
+    client = login("office", "en")
+    first = client.post(EDITOR, publish_form(client.get(EDITOR)))
+    assert first.status_code == 302 and first["Location"] == EDITOR
+    [v1] = own_versions()
+    v1_items = [dict(item) for item in v1.items]
+    assert v1_items == DEFAULT_QUESTIONNAIRES["outpatient"][2]
+
+    data = publish_form(client.get(EDITOR))
+    data.update(name_zh="门诊满意度调查（医联体版）", valid_days="7")
+    row(data, 2, zh="您对等候就诊的时间满意吗？", en="Were you satisfied with the waiting time?")
+    # q9 goes; its emptied options would be refused, but a deleted row is not checked.
+    row(data, 9, DELETE=True, options="")
+    # A new single choice in the first empty row, asked after q3.
+    row(
+        data,
+        11,
+        key="q11",
+        order="35",
+        type="single",
+        dimension="access",
+        zh="您是第几次来本院就诊？",
+        en="Is this your first visit here?",
+        required=False,
+        options="a | 第一次 | First time\nb｜复诊 ｜ Follow-up\n\n",
+    )
+    page = client.post(EDITOR, data)
+    assert page.status_code == 302
+
+    v1_again, v2 = own_versions()
+    assert v1_again.pk == v1.pk and v1_again.items == v1_items
+    expected = [dict(item) for item in v1_items]
+    expected[1].update(zh="您对等候就诊的时间满意吗？", en="Were you satisfied with the waiting time?")
+    new = {
+        "key": "q11",
+        "dimension": "access",
+        "type": "single",
+        "zh": "您是第几次来本院就诊？",
+        "en": "Is this your first visit here?",
+        "required": False,
+        "options": [{"key": "a", "zh": "第一次", "en": "First time"}, {"key": "b", "zh": "复诊", "en": "Follow-up"}],
+    }
+    expected = [*expected[:3], new, *expected[3:8], expected[9]]
+    assert v2.number == 2 and v2.items == expected
+    assert v2.questionnaire.name_zh == "门诊满意度调查（医联体版）" and v2.questionnaire.valid_days == 7
+    after = client.get(EDITOR)
+    assert "Version 2 is published" in after.content.decode()
+    assert publish_form(after)["items-3-key"] == "q11"
+
+
+def _duplicate_key(data: dict[str, str]) -> None:
+    row(data, 2, key="Q1")
+
+
+def _choice_without_options(data: dict[str, str]) -> None:
+    row(data, 11, type="single", dimension="access", zh="您怎么来的医院？", en="How did you get here?")
+
+
+def _options_on_a_rating(data: dict[str, str]) -> None:
+    row(data, 1, options="a | 是 | Yes\nb | 否 | No")
+
+
+def _two_text_items(data: dict[str, str]) -> None:
+    row(data, 11, type="text", dimension="comment", zh="还有别的吗？", en="Anything more?", required=False)
+
+
+def _a_malformed_option(data: dict[str, str]) -> None:
+    row(data, 9, options="a | 在窗口或自助机 | At the counter\nb 手机或电话预约")
+
+
+@pytest.mark.parametrize(
+    ("change", "rows", "message", "kept"),
+    [
+        (_duplicate_key, [1, 2], "the key q1 is used twice", 'value="Q1"'),
+        (_choice_without_options, [11], "a choice needs between 2 and 12 options", "您怎么来的医院？"),
+        (_options_on_a_rating, [1], "only a choice has options", "b | 否 | No"),
+        (_two_text_items, [10, 11], "exactly one free-text item (it has 2)", "还有别的吗？"),
+        (_a_malformed_option, [9], "Line 2: write key | Chinese | English", "b 手机或电话预约"),
+    ],
+)
+def test_a_problem_is_shown_on_its_row_with_everything_as_typed(
+    login: Any, change: Any, rows: list[int], message: str, kept: str
+) -> None:
+    client = login("office", "en")
+    data = publish_form(client.get(EDITOR))
+    row(data, 3, zh="医生讲清楚了吗？")  # another change, which must not be lost either
+    change(data)
+    page = client.post(EDITOR, data)
+    assert page.status_code == 400
+    html = page.content.decode()
+    assert 'id="items-errors"' in html
+    for number in range(1, 13):
+        shown = message in row_html(page, number)
+        assert shown == (number in rows), (number, message)
+    assert kept in "".join(row_html(page, number) for number in rows)
+    typed = publish_form(page)
+    assert typed["items-2-zh"] == "医生讲清楚了吗？" and typed["items-TOTAL_FORMS"] == "12"
+    assert not own_versions()
+
+
+def test_a_questionnaire_without_a_free_text_item_is_refused_above_the_rows(login: Any) -> None:
+    client = login("office", "en")
+    data = publish_form(client.get(EDITOR))
+    row(data, 10, DELETE=True)
+    page = client.post(EDITOR, data)
+    assert page.status_code == 400
+    assert "exactly one free-text item (it has 0)" in page.content.decode().split('id="item-rows"')[0]
+    assert publish_form(page)["items-9-DELETE"] == "on" and not own_versions()
+
+
+def test_more_rows_shows_the_rows_as_typed_with_three_more_empty_ones(login: Any) -> None:
+    client = login("office", "en")
+    data = publish_form(client.get(EDITOR))
+    data["name_en"] = "Our outpatient survey"
+    row(data, 2, zh="等候时间可以接受吗？")
+    row(data, 11, zh="新的题目")
+    page = client.post(EDITOR, {**data, "more_rows": "1"})
+    assert page.status_code == 200 and 'id="items-errors"' not in page.content.decode()
+    typed = publish_form(page)
+    assert typed["items-TOTAL_FORMS"] == "15" and typed["name_en"] == "Our outpatient survey"
+    assert typed["items-1-zh"] == "等候时间可以接受吗？" and typed["items-10-zh"] == "新的题目"
+    assert [typed[f"items-{i}-key"] for i in range(12, 15)] == ["q13", "q14", "q15"]
+    assert typed["items-12-order"] == "130"
+    assert not own_versions()
+
+
+@pytest.mark.parametrize("username", ["hospadmin", "doctor", "quality", "commission", "coordinator"])
+def test_only_the_consortium_office_opens_or_publishes_the_editor(login: Any, username: str) -> None:
+    data = publish_form(login("office", "en").get(EDITOR))
+    client = login(username)
+    assert client.get(EDITOR).status_code == 403
+    assert client.post(EDITOR, data).status_code == 403
+    assert not own_versions()
+
+
+def test_an_office_edits_neither_another_consortium_s_nor_the_built_in_questionnaires(login: Any) -> None:
+    client = login("office", "en")
+    data = publish_form(client.get(EDITOR))
+    for path in ("/surveys/questionnaires/quzhou-neuro/outpatient/", "/surveys/questionnaires/default/outpatient/"):
+        assert client.get(path).status_code == 403
+        assert client.post(path, data).status_code == 403
+    assert QuestionnaireVersion.objects.filter(published_by__username="office").count() == 0
 
 
 # -- the referral slip ----------------------------------------------------------------------

@@ -381,12 +381,12 @@ def test_an_unknown_institution_is_404(login) -> None:
         selectors.access_results_institution(User.objects.get(username="admin"), "nowhere")
 
 
-PINNED_QUERIES = 17
+PINNED_QUERIES = 18
 
 
 def test_dashboard_query_count_is_pinned_and_does_not_grow_with_data(known, login, django_assert_num_queries) -> None:
-    """Session (read and refresh: 4), user, scope, institutions, departments, the figures (4), before/after (3),
-    comments, unread notifications."""
+    """Session (read and refresh: 4), user, scope, institutions, departments, programmes hosted, the figures (4),
+    before/after (3), comments, unread notifications."""
     client = login("quality")
     query = {"institution": "qzph", "pivot": "2026-02-01", **PERIOD}
     client.get(URL, query)
