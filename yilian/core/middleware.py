@@ -3,9 +3,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 from django.utils import translation
 
 from yilian.core import context
+from yilian.core.errors import Conflict
 
 Handler = Callable[[HttpRequest], HttpResponse]
 
@@ -29,6 +31,14 @@ class RequestContextMiddleware:
             return self.get_response(request)
         finally:
             context.current.reset(token)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        # A page whose view did not catch a collision (the API has its own handler) shows the
+        # reason with 409 rather than a 500.
+        if isinstance(exception, Conflict) and not request.path.startswith("/api/"):
+            response = TemplateResponse(request, "409.html", {"exception": str(exception)}, status=409)
+            return response.render()
+        return None
 
 
 class UserLanguageMiddleware:

@@ -72,8 +72,10 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-from ortools.sat.python import cp_model
+if TYPE_CHECKING:
+    from ortools.sat.python import cp_model
 
 W_DEMAND = 1000
 W_COMMITMENT = 500
@@ -595,19 +597,22 @@ def committed_total(problem: Problem) -> int:
 # CP-SAT
 
 
-class _FirstSolution(cp_model.CpSolverSolutionCallback):
-    def __init__(self, started: float) -> None:
-        super().__init__()
-        self.started = started
-        self.first: float | None = None
-
-    def on_solution_callback(self) -> None:
-        if self.first is None:
-            self.first = time.perf_counter() - self.started
-
-
 def solve(problem: Problem) -> Solution:
     """Plan the horizon with CP-SAT (see the module docstring for the model)."""
+    # Imported here: loading OR-Tools takes about two seconds, which every web process and command
+    # would otherwise pay at start-up although only an optimisation needs it.
+    from ortools.sat.python import cp_model
+
+    class _FirstSolution(cp_model.CpSolverSolutionCallback):
+        def __init__(self, started: float) -> None:
+            super().__init__()
+            self.started = started
+            self.first: float | None = None
+
+        def on_solution_callback(self) -> None:
+            if self.first is None:
+                self.first = time.perf_counter() - self.started
+
     started = time.perf_counter()
     st = _static(problem)
     if st.conflicts:

@@ -813,7 +813,6 @@ def test_fixing_a_day_is_refused_to_the_expert_and_on_his_home_duty_tuesday() ->
     assert not RosterDay.objects.filter(assignment=own, date=tuesday).exists()
 
 
-@pytest.mark.xfail(strict=True, reason="yilian/locale/zh_Hans has no translation of the stationing messages yet")
 def test_a_stationing_refusal_is_in_chinese_by_default() -> None:
     tuesday = next_monday() + dt.timedelta(days=1)
 
