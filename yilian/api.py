@@ -54,8 +54,8 @@ api = NinjaAPI(
     version="1",
     description=(
         "Registry of the medical consortium (regions, institutions, consortia, agreements, practitioners), "
-        "two-way referrals with their patients, the caller's notifications, satisfaction surveys, and expert stationing (programmes, assignments, "
-        "rosters, check-ins, work logs)."
+        "two-way referrals with their patients, the caller's notifications, satisfaction surveys, and expert "
+        "stationing (programmes, assignments, rosters, check-ins, work logs)."
     ),
     auth=[BearerToken(), BrowserSession()],
     urls_namespace="api",

@@ -8,9 +8,9 @@
   continuing. A smaller programme at Kaihua County People's Hospital (khph) from 2025-11-03.
 - Story B: Zhejiang Provincial People's Hospital (zjpph) at the Bijie regional medical centre
   (bjfph): 34 staff in 2 batches of 17, full-time residence, for 3 centres and 5 key disciplines;
-  the robot-assisted hepatobiliary surgeon 徐立峰 in both batches.
-- Each running assignment has a roster from a year ago (or its start) to four weeks ahead, and for
-  each past on-site day an attendance (mostly the expert's check-in, some confirmed by the host,
+  the robot-assisted hepatobiliary surgeon 徐立峰 in batch 1.
+- Each assignment has a roster from its start to its end (or four weeks ahead), and for each past
+  on-site day an attendance (mostly the expert's check-in, some confirmed by the host,
   a few absences with reasons) and, for most present days, a work log: clinics, rounds, teaching,
   and operations in which, month by month, local surgeons take over from the expert (operator ->
   assistant -> supervisor), the "blood-making" the capability issue measures.
@@ -65,7 +65,7 @@ BIJIE_BATCH_2 = dt.date(2025, 3, 3)
 # Host institution -> the day its current stationing round started (the satisfaction demo's pivots).
 CURRENT_ROUNDS: dict[str, dt.date] = {"qzph": QUZHOU_ROUND_2, "khph": KAIHUA_START, "bjfph": BIJIE_BATCH_2}
 
-HISTORY_DAYS = 365
+FIRST_DAY = dt.date(2018, 9, 3)  # the first programme's start: history is written from there
 AHEAD_DAYS = 28
 T = ProfessionalTitle
 
@@ -318,7 +318,7 @@ class _Writer:
     def __init__(self, seed: int, today: dt.date) -> None:
         self.rng = random.Random(f"yilian-demo-dispatch:{seed}")
         self.today = today
-        self.start = today - dt.timedelta(days=HISTORY_DAYS)
+        self.start = FIRST_DAY
         self.until = today + dt.timedelta(days=AHEAD_DAYS)
         horizon = dispatch_selectors.calendar_horizon(
             dispatch_selectors.monday(self.start), self.until + dt.timedelta(days=7)
@@ -396,6 +396,7 @@ class _Writer:
         )
         for department, per_week, weekdays, label_zh, label_en in spec.demand:
             HostDemand.objects.update_or_create(
+                programme=programme,
                 department=self.department(spec.host, department),
                 defaults={
                     "days_per_week": per_week,
@@ -425,8 +426,8 @@ class _Writer:
         posts: list[_Post] = []
         for department, role, count in _BIJIE_POSTS:
             for _n in range(count):
-                if department == "肝胆胰外科":
-                    person = XU
+                if department == "肝胆胰外科" and batch == 1:
+                    person = XU  # the story's robot-assisted surgeon (2023-2024); batch 2 brings another
                 else:
                     surname = self.rng.randrange(len(_SURNAMES))
                     given_zh, given_en = _GIVEN[self.rng.randrange(len(_GIVEN))]
@@ -467,6 +468,7 @@ class _Writer:
         for p in Practitioner.objects.filter(institution_id=programme.host_institution_id).select_related("department"):
             if p.department_id is not None:
                 locals_by_department.setdefault(p.department_id, []).append(p)
+        needs_of = dict(programme.demands.values_list("department_id", "need_weekdays"))
         roster: list[RosterDay] = []
         attendance: list[Attendance] = []
         logs: list[tuple[WorkLog, list[LoggedOperation]]] = []
@@ -475,7 +477,7 @@ class _Writer:
             last = min(a.last_day or self.until, self.until)
             if first > last:
                 continue
-            needs = set(getattr(getattr(a.host_department, "stationing_demand", None), "need_weekdays", ""))
+            needs = set(needs_of.get(a.host_department_id, ""))
             for day in self._plan(a, first, last, needs):
                 roster.append(RosterDay(assignment=a, date=day, kind=DayKind.ON_SITE))
                 if day >= self.today:

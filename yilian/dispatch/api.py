@@ -320,9 +320,7 @@ def objective_add(request: HttpRequest, code: str, payload: schemas.ObjectiveIn)
 def demand_list(request: HttpRequest, code: str) -> Any:
     user = _user(request)
     programme = selectors.access_programme(user, code)
-    rows = HostDemand.objects.filter(department__institution_id=programme.host_institution_id).select_related(
-        "department__institution"
-    )
+    rows = HostDemand.objects.filter(programme=programme).select_related("department__institution")
     return [
         {
             "department": _department_out(d.department),
@@ -725,3 +723,94 @@ def figures(request: HttpRequest, query: Query[schemas.PeriodQuery]) -> Any:
         }
         for f in selectors.stationing_figures(user, start=query.start, end=query.end)
     ]
+
+
+# ----------------------------------------------------------------------------------------
+# Removals and the working calendar
+
+
+@router.delete(
+    "/stationing/programmes/{code}/objectives/{objective_id}",
+    response={204: None, **ERRORS},
+    summary="Remove an objective (the consortium office)",
+)
+def objective_remove(request: HttpRequest, code: str, objective_id: uuid.UUID) -> Any:
+    user = _user(request)
+    programme = selectors.access_programme(user, code)
+    objective = programme.objectives.filter(public_id=objective_id).first()
+    if objective is None:
+        raise Http404(_("No such objective."))
+    services.objective_remove(actor=user, objective=objective)
+    return Status(204, None)
+
+
+@router.delete(
+    "/stationing/assignments/{assignment_id}/leave/{leave_id}",
+    response={204: None, **ERRORS},
+    summary="Remove the expert's leave (the consortium office)",
+)
+def leave_remove(request: HttpRequest, assignment_id: uuid.UUID, leave_id: uuid.UUID) -> Any:
+    user = _user(request)
+    assignment = selectors.access_assignment(user, str(assignment_id))
+    leave = Leave.objects.filter(public_id=leave_id, practitioner_id=assignment.practitioner_id).first()
+    if leave is None:
+        raise Http404(_("No such leave."))
+    services.leave_remove(actor=user, leave=leave)
+    return Status(204, None)
+
+
+@router.delete(
+    "/stationing/assignments/{assignment_id}/attendance/{day}",
+    response={204: None, **ERRORS},
+    summary="Clear a day's attendance recorded by mistake (the host's hospital administrators)",
+)
+def attendance_clear(request: HttpRequest, assignment_id: uuid.UUID, day: dt.date) -> Any:
+    _path_day(day)
+    user = _user(request)
+    assignment = selectors.access_assignment(user, str(assignment_id))
+    attendance = selectors.attendance_on(assignment, day)
+    if attendance is None:
+        raise Http404(_("Nothing is recorded for this day."))
+    services.attendance_clear(actor=user, attendance=attendance)
+    return Status(204, None)
+
+
+@router.get(
+    "/stationing/calendar",
+    response={200: list[schemas.CalendarDayOut], **ERRORS},
+    summary="The working calendar of a year: every day, with where its status comes from",
+)
+def calendar(request: HttpRequest, year: int) -> Any:
+    require_perm(_user(request), Permission.VIEW_STATIONING)
+    if not 1901 <= year <= 2099:
+        raise ValidationError({"year": [_("Choose a year between 1901 and 2099.")]})
+    horizon = selectors.calendar_horizon(dt.date(year, 1, 1), dt.date(year, 12, 31))
+    return [{"date": d.date, "is_workday": d.is_workday, "name": d.name, "source": d.source} for d in horizon.days]
+
+
+@router.put(
+    "/stationing/calendar/{day}",
+    response={200: schemas.CalendarDayOut, **ERRORS},
+    summary="Enter a public holiday or an adjusted working day (system administrators)",
+)
+def calendar_day_set(request: HttpRequest, day: dt.date, payload: schemas.CalendarDayIn) -> Any:
+    _path_day(day)
+    entered = services.calendar_day_set(
+        actor=_user(request),
+        date=day,
+        is_workday=payload.is_workday,
+        name_zh=payload.name_zh,
+        name_en=payload.name_en,
+    )
+    return {"date": entered.date, "is_workday": entered.is_workday, "name": entered.name, "source": "override"}
+
+
+@router.delete(
+    "/stationing/calendar/{day}",
+    response={204: None, **ERRORS},
+    summary="Remove a day entered in the working calendar (system administrators)",
+)
+def calendar_day_remove(request: HttpRequest, day: dt.date) -> Any:
+    _path_day(day)
+    services.calendar_day_remove(actor=_user(request), date=day)
+    return Status(204, None)

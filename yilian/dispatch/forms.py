@@ -82,7 +82,32 @@ class ProgrammeFilterForm(forms.Form):
         style(self, small=True)
 
 
-class ProgrammeForm(forms.Form):
+class ProgrammeEditForm(forms.Form):
+    """What the office may change of a programme once it exists (the status has its own form)."""
+
+    title_zh = forms.CharField(label=_("Title (Chinese)"), max_length=120)
+    title_en = forms.CharField(label=_("Title (English)"), max_length=160, required=False)
+    batch = forms.IntegerField(label=_("Batch"), min_value=1, max_value=99, initial=1)
+    starts_on = date_field(_("Starts on"))
+    ends_on = date_field(_("Ends on"), required=False)
+    require_location = forms.BooleanField(
+        label=_("Check-in must be on site"),
+        required=False,
+        help_text=_("Check-ins are compared with the host's coordinates and refused when too far away."),
+    )
+    note = forms.CharField(label=_("Note"), required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        style(self)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        check_dates(self, "starts_on", "ends_on")
+        return data
+
+
+class ProgrammeForm(ProgrammeEditForm):
     code = forms.SlugField(
         label=_("Code"), max_length=40, help_text=_("Letters, digits and hyphens, e.g. zju2-qzph-3.")
     )
@@ -96,18 +121,20 @@ class ProgrammeForm(forms.Form):
     agreement = forms.ModelChoiceField(
         label=_("Agreement"), queryset=Agreement.objects.none(), to_field_name="code", required=False
     )
-    title_zh = forms.CharField(label=_("Title (Chinese)"), max_length=120)
-    title_en = forms.CharField(label=_("Title (English)"), max_length=160, required=False)
-    batch = forms.IntegerField(label=_("Batch"), min_value=1, max_value=99, initial=1)
-    starts_on = date_field(_("Starts on"))
-    ends_on = date_field(_("Ends on"), required=False)
     status = forms.ChoiceField(label=_("Status"), choices=ProgrammeStatus.choices, initial=ProgrammeStatus.ACTIVE)
-    require_location = forms.BooleanField(
-        label=_("Check-in must be on site"),
-        required=False,
-        help_text=_("Check-ins are compared with the host's coordinates and refused when too far away."),
-    )
-    note = forms.CharField(label=_("Note"), required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
+    field_order = [
+        "code",
+        "consortium",
+        "sending_institution",
+        "host_institution",
+        "agreement",
+        "title_zh",
+        "title_en",
+        "batch",
+        "starts_on",
+        "ends_on",
+        "status",
+    ]
 
     def __init__(
         self,
@@ -122,12 +149,6 @@ class ProgrammeForm(forms.Form):
         for name in ("sending_institution", "host_institution"):
             self.fields[name].queryset = institutions if institutions is not None else Institution.objects.none()  # type: ignore[attr-defined]
         self.fields["agreement"].queryset = agreements if agreements is not None else Agreement.objects.none()  # type: ignore[attr-defined]
-        style(self)
-
-    def clean(self) -> dict[str, Any]:
-        data = super().clean() or {}
-        check_dates(self, "starts_on", "ends_on")
-        return data
 
 
 class ProgrammeStatusForm(forms.Form):
@@ -172,17 +193,10 @@ class DemandForm(forms.Form):
         style(self, small=True)
 
 
-class AssignmentForm(forms.Form):
-    practitioner = forms.ModelChoiceField(
-        label=_("Expert"), queryset=Practitioner.objects.none(), to_field_name="public_id"
-    )
-    host_department = forms.ChoiceField(label=_("Host department"), choices=())
-    home_department = forms.ChoiceField(
-        label=_("Home department"),
-        choices=(),
-        required=False,
-        help_text=_("Leave empty for the expert's own department."),
-    )
+class AssignmentEditForm(forms.Form):
+    """What the office may change of an assignment once the expert is stationed: the role, the dates,
+    the commitment and the home duties (who goes where stays)."""
+
     role = forms.ChoiceField(label=_("Role at the host"), choices=HostRole.choices)
     starts_on = date_field(_("Starts on"))
     ends_on = date_field(_("Ends on"), required=False, help_text=_("Empty: the end of the programme."))
@@ -194,6 +208,30 @@ class AssignmentForm(forms.Form):
         label=_("Home-duty weekdays"), choices=WEEKDAY_CHOICES, required=False, widget=forms.CheckboxSelectMultiple
     )
     blocked_note = forms.CharField(label=_("Home duties"), max_length=120, required=False)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["blocked_note"].widget.attrs["placeholder"] = "本院周二专家门诊"
+        style(self)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        check_dates(self, "starts_on", "ends_on")
+        return data
+
+
+class AssignmentForm(AssignmentEditForm):
+    practitioner = forms.ModelChoiceField(
+        label=_("Expert"), queryset=Practitioner.objects.none(), to_field_name="public_id"
+    )
+    host_department = forms.ChoiceField(label=_("Host department"), choices=())
+    home_department = forms.ChoiceField(
+        label=_("Home department"),
+        choices=(),
+        required=False,
+        help_text=_("Leave empty for the expert's own department."),
+    )
+    field_order = ["practitioner", "host_department", "home_department"]
 
     def __init__(
         self,
@@ -209,13 +247,6 @@ class AssignmentForm(forms.Form):
         field.label_from_instance = _practitioner_label  # type: ignore[attr-defined]
         self.fields["host_department"].choices = _department_choices(host_departments)  # type: ignore[attr-defined]
         self.fields["home_department"].choices = [("", "—"), *_department_choices(home_departments)]  # type: ignore[attr-defined]
-        self.fields["blocked_note"].widget.attrs["placeholder"] = "本院周二专家门诊"
-        style(self)
-
-    def clean(self) -> dict[str, Any]:
-        data = super().clean() or {}
-        check_dates(self, "starts_on", "ends_on")
-        return data
 
 
 def _practitioner_label(p: Practitioner) -> str:

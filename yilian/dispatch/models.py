@@ -223,10 +223,14 @@ class Leave(BaseModel):
 
 
 class HostDemand(BaseModel):
-    """What a host department needs from its stationed experts."""
+    """What a host department needs from the experts of one programme (two programmes at one host,
+    from two consortia or two batches, each state their own)."""
 
-    department = models.OneToOneField(
-        Department, on_delete=models.CASCADE, related_name="stationing_demand", verbose_name=_("host department")
+    programme = models.ForeignKey(
+        Programme, on_delete=models.CASCADE, related_name="demands", verbose_name=_("programme")
+    )
+    department = models.ForeignKey(
+        Department, on_delete=models.CASCADE, related_name="stationing_demands", verbose_name=_("host department")
     )
     days_per_week = models.PositiveSmallIntegerField(
         _("expert-days per week (at least)"), default=0, validators=[MaxValueValidator(70)]
@@ -244,6 +248,7 @@ class HostDemand(BaseModel):
     class Meta:
         verbose_name = _("host demand")
         verbose_name_plural = _("host demand")
+        constraints = [models.UniqueConstraint(fields=["programme", "department"], name="host_demand_once")]
 
     def __str__(self) -> str:
         return str(self.department)
@@ -451,3 +456,21 @@ class LoggedOperation(models.Model):
 
     def __str__(self) -> str:
         return self.procedure
+
+
+class FeedKey(models.Model):
+    """The secret part of an expert's calendar-feed address. Resetting it (a new ``salt``) makes
+    every address handed out before stop working."""
+
+    practitioner = models.OneToOneField(
+        Practitioner, on_delete=models.CASCADE, related_name="feed_key", verbose_name=_("expert")
+    )
+    salt = models.CharField(max_length=32)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("calendar feed key")
+        verbose_name_plural = _("calendar feed keys")
+
+    def __str__(self) -> str:
+        return str(self.practitioner_id)

@@ -253,6 +253,12 @@ class CalendarDayOut(Schema):
     source: Literal["override", "statutory", "weekdays"]
 
 
+class CalendarDayIn(In):
+    is_workday: bool = Field(description="false: a public holiday; true: an adjusted working day.")
+    name_zh: str = Field("", max_length=40)
+    name_en: str = Field("", max_length=60)
+
+
 class RosterOut(Schema):
     start: dt.date
     end: dt.date

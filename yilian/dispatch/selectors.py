@@ -175,12 +175,18 @@ def programme_assignments(programme: Programme) -> list[Assignment]:
 
 
 def own_assignments(user: AnyUser, *, on: dt.date | None = None) -> list[Assignment]:
-    """The user's own assignments as a stationed expert (running on ``on`` when given)."""
+    """The user's own assignments as a stationed expert that have not ended by ``on`` (today when not
+    given; a withdrawal from a later day still leaves the days before it), and running on ``on`` when
+    it is given. Cancelled programmes are left out."""
     scope = user_scope(user)
     if Permission.CHECK_IN not in scope.permissions or user.pk is None:
         return []
-    qs = Assignment.objects.filter(practitioner__user_id=user.pk, withdrawn_on__isnull=True).select_related(
-        "programme__host_institution", "host_department__institution", "practitioner"
+    day = on or timezone.localdate()
+    qs = (
+        Assignment.objects.filter(practitioner__user_id=user.pk)
+        .filter(Q(withdrawn_on__isnull=True) | Q(withdrawn_on__gte=day))
+        .exclude(programme__status=ProgrammeStatus.CANCELLED)
+        .select_related("programme__host_institution", "host_department__institution", "practitioner")
     )
     if on is not None:
         qs = qs.filter(starts_on__lte=on).filter(Q(ends_on__isnull=True) | Q(ends_on__gte=on))
@@ -555,13 +561,14 @@ class StationingFigures:
 def stationing_figures(user: AnyUser, *, start: dt.date, end: dt.date) -> list[StationingFigures]:
     """Per host institution the user may see: doctors stationed (distinct experts with an
     assignment running in the period), on-site days committed and delivered, registrations and
-    operations by stationed experts."""
+    operations by stationed experts. Cancelled programmes do not count."""
     require_perm(user, Permission.VIEW_STATIONING)
     assignments = list(
         assignment_queryset_visible_to(user)
         .filter(starts_on__lte=end)
         .filter(Q(ends_on__isnull=True) | Q(ends_on__gte=start))
         .filter(Q(withdrawn_on__isnull=True) | Q(withdrawn_on__gte=start))
+        .exclude(programme__status=ProgrammeStatus.CANCELLED)
         .select_related("programme__host_institution")
     )
     figures = delivery_by_month(assignments, start, end)

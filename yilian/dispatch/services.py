@@ -29,6 +29,7 @@ Domain rules enforced here:
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 import time
 from dataclasses import dataclass
 from decimal import Decimal
@@ -54,6 +55,7 @@ from yilian.dispatch.models import (
     CalendarDay,
     Commitment,
     DayKind,
+    FeedKey,
     HostDemand,
     HostRole,
     Leave,
@@ -79,6 +81,8 @@ from yilian.registry.models import (
 from yilian.registry.selectors import user_scope
 
 MAX_WEEKS = 12
+# Addresses under /stationing/ that a programme code would shadow.
+RESERVED_CODES = frozenset({"new", "my-week", "calendar", "assignments", "feeds"})
 WORK_LOG_DAYS = 30
 OPERATIONS_PER_DAY = 30
 
@@ -97,6 +101,19 @@ def _current_member(consortium: Consortium, institution: Institution, on: dt.dat
     return ConsortiumMember.objects.filter(
         Q(left_on__isnull=True) | Q(left_on__gte=on), consortium=consortium, institution=institution
     ).exists()
+
+
+def _lock_programmes_of(practitioner_ids: set[int]) -> None:
+    """Lock the rows of every programme these experts are in, in one order (by id). Every write that
+    changes what the roster optimiser reads for a person (fixed days, leave, dates, home duties,
+    withdrawal) takes these locks, and so does the optimiser's write step: the two serialise, and
+    the optimiser's check of what it read sees every change made before it writes."""
+    programme_ids = (
+        Assignment.objects.filter(practitioner_id__in=practitioner_ids)
+        .values_list("programme_id", flat=True)
+        .distinct()
+    )
+    list(Programme.objects.select_for_update().filter(pk__in=list(programme_ids)).order_by("pk").values_list("pk"))
 
 
 def _snapshot(obj: Any, fields: tuple[str, ...]) -> dict[str, Any]:
@@ -138,7 +155,9 @@ def programme_create(
         errors["ends_on"] = [_("The end cannot come before the start.")]
     if agreement is not None and not agreement.parties.filter(pk=host_institution.pk).exists():
         errors["agreement"] = [_("The host is not a party to this agreement.")]
-    if Programme.objects.filter(code=code).exists():
+    if code in RESERVED_CODES:
+        errors["code"] = [_("This code is taken by a page of the site; choose another.")]
+    elif Programme.objects.filter(code=code).exists():
         errors["code"] = [_("A programme with this code exists already.")]
     if errors:
         raise ValidationError(errors)
@@ -191,7 +210,15 @@ def programme_update(*, actor: User, programme: Programme, **fields: Any) -> Pro
                 )
         locked.full_clean()
         locked.save()
-        changes = {k: [before[k], getattr(locked, k)] for k in fields if before[k] != getattr(locked, k)}
+        changes: dict[str, Any] = {
+            k: [before[k], getattr(locked, k)] for k in fields if before[k] != getattr(locked, k)
+        }
+        if locked.status == ProgrammeStatus.CANCELLED and before.get("status") != ProgrammeStatus.CANCELLED:
+            # A cancelled programme plans nothing more: its days from tomorrow on go (the past stays).
+            removed, _detail = RosterDay.objects.filter(
+                assignment__programme=locked, date__gt=timezone.localdate()
+            ).delete()
+            changes["roster_days_removed"] = removed
         if changes:
             audit_record(actor=actor, action=AuditAction.UPDATE, obj=locked, changes=changes)
     return locked
@@ -370,6 +397,7 @@ def assignment_update(*, actor: User, assignment: Assignment, **fields: Any) -> 
     if unknown:
         raise ValueError(f"not editable: {sorted(unknown)}")
     with transaction.atomic():
+        _lock_programmes_of({assignment.practitioner_id})
         locked = (
             Assignment.objects.select_for_update().select_related("programme", "practitioner").get(pk=assignment.pk)
         )
@@ -385,6 +413,17 @@ def assignment_update(*, actor: User, assignment: Assignment, **fields: Any) -> 
                 Q(date__lt=locked.starts_on) | (Q(date__gt=locked.last_day) if locked.last_day else Q(pk__in=[]))
             )
             removed, _detail = outside.delete()
+        if "blocked_weekdays" in fields and locked.blocked_weekdays:
+            # Planned (not fixed) days from today on that fall on a new home-duty weekday go; the
+            # office re-optimises to fill the commitment elsewhere in the week.
+            clashing, _detail = (
+                RosterDay.objects.filter(
+                    assignment=locked, is_fixed=False, kind=DayKind.ON_SITE, date__gte=timezone.localdate()
+                )
+                .filter(date__iso_week_day__in=[int(c) for c in locked.blocked_weekdays])
+                .delete()
+            )
+            removed += clashing
         locked.save()
         changes: dict[str, Any] = {
             f: [before[f], str(getattr(locked, f))] for f in fields if before[f] != str(getattr(locked, f))
@@ -402,6 +441,7 @@ def assignment_withdraw(*, actor: User, assignment: Assignment, on: dt.date, rea
     if not reason.strip():
         raise ValidationError({"reason": [_("Say why the expert is withdrawn.")]})
     with transaction.atomic():
+        _lock_programmes_of({assignment.practitioner_id})
         locked = Assignment.objects.select_for_update().get(pk=assignment.pk)
         if locked.withdrawn_on is not None:
             raise Conflict(_("This assignment was already withdrawn on %(day)s.") % {"day": locked.withdrawn_on})
@@ -440,6 +480,7 @@ def leave_add(
     if ends_on < starts_on:
         raise ValidationError({"ends_on": [_("The end cannot come before the start.")]})
     with transaction.atomic():
+        _lock_programmes_of({practitioner.pk})
         days = RosterDay.objects.filter(
             assignment__practitioner=practitioner, date__gte=starts_on, date__lte=ends_on, kind=DayKind.ON_SITE
         )
@@ -465,6 +506,7 @@ def leave_remove(*, actor: User, leave: Leave) -> None:
     if not any(selectors.can_manage(actor, p) for p in programmes) and not user_scope(actor).is_global:
         raise PermissionDenied(_("Only the consortium office that plans this expert's stationing records their leave."))
     with transaction.atomic():
+        _lock_programmes_of({leave.practitioner_id})
         audit_record(
             actor=actor,
             action=AuditAction.DELETE,
@@ -493,7 +535,9 @@ def host_demand_set(
     if not 0 <= days_per_week <= 70:
         raise ValidationError({"days_per_week": [_("Between 0 and 70 expert-days a week.")]})
     with transaction.atomic():
-        demand, created = HostDemand.objects.select_for_update().get_or_create(department=department)
+        demand, created = HostDemand.objects.select_for_update().get_or_create(
+            programme=programme, department=department
+        )
         before = _snapshot(demand, ("days_per_week", "need_weekdays", "need_label_zh", "need_label_en"))
         demand.days_per_week = days_per_week
         demand.need_weekdays = need_weekdays
@@ -517,9 +561,12 @@ def host_demand_set(
 def calendar_day_set(
     *, actor: User, date: dt.date, is_workday: bool, name_zh: str = "", name_en: str = ""
 ) -> CalendarDay:
-    """Enter a public holiday or an adjusted working day (a consortium office or administrator)."""
-    if Permission.MANAGE_STATIONING not in user_scope(actor).permissions:
-        raise PermissionDenied(_("Only a consortium office edits the working calendar."))
+    """Enter a public holiday or an adjusted working day. The calendar is shared by every consortium,
+    so only a system administrator edits it."""
+    if not user_scope(actor).is_global:
+        raise PermissionDenied(
+            _("The working calendar is shared by every consortium: a system administrator edits it.")
+        )
     with transaction.atomic():
         day, created = CalendarDay.objects.select_for_update().get_or_create(
             date=date, defaults={"is_workday": is_workday, "name_zh": name_zh, "name_en": name_en}
@@ -539,8 +586,10 @@ def calendar_day_set(
 
 
 def calendar_day_remove(*, actor: User, date: dt.date) -> None:
-    if Permission.MANAGE_STATIONING not in user_scope(actor).permissions:
-        raise PermissionDenied(_("Only a consortium office edits the working calendar."))
+    if not user_scope(actor).is_global:
+        raise PermissionDenied(
+            _("The working calendar is shared by every consortium: a system administrator edits it.")
+        )
     with transaction.atomic():
         deleted, _detail = CalendarDay.objects.filter(date=date).delete()
         if deleted:
@@ -566,26 +615,13 @@ def travel_needed(sending: Institution, host: Institution) -> bool:
     return km > float(settings.YILIAN_TRAVEL_DAY_KM)
 
 
-LeaveState = frozenset[tuple[int, dt.date, dt.date]]
-
-
 @dataclass
 class _Built:
     problem: solver.Problem
     keys: dict[str, Assignment]  # expert key -> assignment of this programme
     fixed_state: frozenset[tuple[int, dt.date, str]]
-    leave_state: LeaveState
+    inputs_state: tuple[frozenset[Any], ...]
     unknown_years: tuple[int, ...]
-
-
-def _leave_state(
-    assignments: list[Assignment], start: dt.date, end: dt.date
-) -> frozenset[tuple[int, dt.date, dt.date]]:
-    return frozenset(
-        Leave.objects.filter(
-            practitioner_id__in={a.practitioner_id for a in assignments}, starts_on__lte=end, ends_on__gte=start
-        ).values_list("practitioner_id", "starts_on", "ends_on")
-    )
 
 
 def _fixed_state(assignment_ids: list[int], start: dt.date, end: dt.date) -> frozenset[tuple[int, dt.date, str]]:
@@ -596,8 +632,46 @@ def _fixed_state(assignment_ids: list[int], start: dt.date, end: dt.date) -> fro
     )
 
 
+def _inputs_state(programme: Programme, start: dt.date, end: dt.date) -> tuple[frozenset[Any], ...]:
+    """Everything the optimiser reads for this programme and horizon, as comparable values: the
+    assignments of the programme and of its experts elsewhere (dates, withdrawal, home duties,
+    commitment, programme status), their days in the horizon, leave, demand and calendar days."""
+    persons = set(programme.assignments.values_list("practitioner_id", flat=True))
+    assignments = Assignment.objects.filter(Q(programme=programme) | Q(practitioner_id__in=persons)).values_list(
+        "pk",
+        "starts_on",
+        "ends_on",
+        "withdrawn_on",
+        "blocked_weekdays",
+        "commitment",
+        "days_per_week",
+        "host_department_id",
+        "programme__status",
+    )
+    days = RosterDay.objects.filter(
+        Q(assignment__programme=programme) | Q(assignment__practitioner_id__in=persons), date__gte=start, date__lte=end
+    ).values_list("assignment_id", "date", "kind", "is_fixed")
+    leave = Leave.objects.filter(practitioner_id__in=persons, starts_on__lte=end, ends_on__gte=start).values_list(
+        "practitioner_id", "starts_on", "ends_on"
+    )
+    demand = HostDemand.objects.filter(programme=programme).values_list(
+        "department_id", "days_per_week", "need_weekdays"
+    )
+    calendar = CalendarDay.objects.filter(date__gte=start, date__lte=end).values_list("date", "is_workday")
+    return (
+        frozenset(assignments),
+        frozenset(days),
+        frozenset(leave),
+        frozenset(demand),
+        frozenset(calendar),
+        frozenset({programme.status}),
+    )
+
+
 def _build_problem(programme: Programme, start: dt.date, weeks: int, time_limit: float) -> _Built:
     end = start + dt.timedelta(days=7 * weeks - 1)
+    # Read first, so that a change made while the problem is built also shows at the write.
+    state = _inputs_state(programme, start, end)
     horizon = selectors.calendar_horizon(start, end)
     own = [
         a
@@ -607,8 +681,10 @@ def _build_problem(programme: Programme, start: dt.date, weeks: int, time_limit:
     # The same people's assignments in other programmes take part with their days as they are, so
     # that nobody is planned at two sites on one day.
     others = list(
-        Assignment.objects.filter(practitioner_id__in={a.practitioner_id for a in own}, withdrawn_on__isnull=True)
+        Assignment.objects.filter(practitioner_id__in={a.practitioner_id for a in own})
+        .filter(Q(withdrawn_on__isnull=True) | Q(withdrawn_on__gte=start))
         .exclude(programme=programme)
+        .exclude(programme__status=ProgrammeStatus.CANCELLED)
         .filter(starts_on__lte=end)
         .filter(Q(ends_on__isnull=True) | Q(ends_on__gte=start))
         .select_related(
@@ -653,9 +729,7 @@ def _build_problem(programme: Programme, start: dt.date, weeks: int, time_limit:
             )
         )
     demands = []
-    for demand in HostDemand.objects.filter(department__institution_id=programme.host_institution_id).select_related(
-        "department__institution"
-    ):
+    for demand in HostDemand.objects.filter(programme=programme).select_related("department__institution"):
         if not any(a.host_department_id == demand.department_id for a in own) and not demand.days_per_week:
             continue
         demands.append(
@@ -679,7 +753,7 @@ def _build_problem(programme: Programme, start: dt.date, weeks: int, time_limit:
         problem,
         keys,
         _fixed_state([a.pk for a in own], start, end),
-        _leave_state(own, start, end),
+        state,
         horizon.unknown_years,
     )
 
@@ -759,14 +833,11 @@ def roster_optimise(
         # No roster within the time limit: keep the current plan rather than write an empty one.
         raise Conflict(_("The optimiser found no roster in the time allowed; plan fewer weeks or try again."))
     with transaction.atomic():
-        Programme.objects.select_for_update().get(pk=programme.pk)
-        own = list(built.keys.values())
-        if (
-            _fixed_state([a.pk for a in own], start, end) != built.fixed_state
-            or _leave_state(own, start, end) != built.leave_state
-        ):
+        _lock_programmes_of(set(programme.assignments.values_list("practitioner_id", flat=True)))
+        locked = Programme.objects.select_for_update().get(pk=programme.pk)
+        if _inputs_state(locked, start, end) != built.inputs_state:
             raise Conflict(
-                _("Someone fixed a day or recorded leave while the roster was being optimised. Run it again.")
+                _("Someone changed this roster's experts, days or leave while it was being optimised. Run it again.")
             )
         own_ids = [a.pk for a in built.keys.values()]
         RosterDay.objects.filter(assignment_id__in=own_ids, date__gte=start, date__lte=end, is_fixed=False).delete()
@@ -779,7 +850,11 @@ def roster_optimise(
             for d in solution.travel.get(key, []):
                 if (assignment.pk, d) not in fixed:
                     rows.append(RosterDay(assignment=assignment, date=d, kind=DayKind.TRAVEL))
-        RosterDay.objects.bulk_create(rows)
+        try:
+            with transaction.atomic():
+                RosterDay.objects.bulk_create(rows)
+        except IntegrityError:
+            raise Conflict(_("Someone else changed this roster at the same moment. Run it again.")) from None
         run = RosterRun.objects.create(
             programme=programme,
             starts_on=start,
@@ -832,6 +907,7 @@ def roster_fix_day(*, actor: User, assignment: Assignment, date: dt.date, kind: 
             {"kind": [_("Not one of the allowed values: %(expected)s.") % {"expected": "on_site, off, clear"}]}
         )
     with transaction.atomic():
+        _lock_programmes_of({assignment.practitioner_id})
         locked = Assignment.objects.select_for_update().select_related("practitioner").get(pk=assignment.pk)
         existing = RosterDay.objects.filter(assignment=locked, date=date).first()
         if kind == "clear":
@@ -1070,6 +1146,9 @@ def attendance_clear(*, actor: User, attendance: Attendance) -> None:
     if not selectors.can_confirm(actor, attendance.assignment.programme):
         raise PermissionDenied(_("Only the host's hospital administrators confirm attendance."))
     with transaction.atomic():
+        # Locked, as the work log's save locks it: a log and a clearing of its day never both pass.
+        if not Attendance.objects.select_for_update().filter(pk=attendance.pk).exists():
+            raise Conflict(_("Someone else cleared this day a moment ago."))
         if WorkLog.objects.filter(assignment=attendance.assignment, date=attendance.date).exists():
             raise Conflict(_("The expert logged work on this day; the day cannot be cleared."))
         audit_record(
@@ -1156,7 +1235,7 @@ def work_log_save(
     if errors:
         raise ValidationError(errors)
     with transaction.atomic():
-        attendance = Attendance.objects.filter(assignment=assignment, date=date).first()
+        attendance = Attendance.objects.select_for_update().filter(assignment=assignment, date=date).first()
         if attendance is None or not attendance.is_present:
             raise Conflict(_("Check in (or have the host confirm the day) before logging the day's work."))
         log, created = WorkLog.objects.select_for_update().get_or_create(assignment=assignment, date=date)
@@ -1194,3 +1273,29 @@ def work_log_save(
             },
         )
     return log
+
+
+# ----------------------------------------------------------------------------------------
+# Calendar feed
+
+
+def feed_key_salt(*, practitioner: Practitioner) -> str:
+    """The current secret of the practitioner's calendar-feed address (made on first use)."""
+    key, _created = FeedKey.objects.get_or_create(
+        practitioner=practitioner, defaults={"salt": secrets.token_urlsafe(16)}
+    )
+    return key.salt
+
+
+def feed_key_reset(*, actor: User, practitioner: Practitioner) -> str:
+    """Give the expert a new feed address; the old one stops working at once. The expert's own."""
+    if practitioner.user_id is None or practitioner.user_id != actor.pk:
+        raise PermissionDenied(_("Only the expert resets their own calendar address."))
+    with transaction.atomic():
+        key, _created = FeedKey.objects.select_for_update().get_or_create(
+            practitioner=practitioner, defaults={"salt": ""}
+        )
+        key.salt = secrets.token_urlsafe(16)
+        key.save()
+        audit_record(actor=actor, action=AuditAction.UPDATE, obj=practitioner, changes={"calendar_feed": "reset"})
+    return key.salt

@@ -31,6 +31,7 @@ from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.crypto import constant_time_compare
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from yilian.core.errors import Conflict
@@ -38,6 +39,7 @@ from yilian.core.permissions import Permission
 from yilian.dispatch import explain, export, selectors, services, workcalendar
 from yilian.dispatch.forms import (
     WEEKDAY_SHORT,
+    AssignmentEditForm,
     AssignmentForm,
     AttendanceForm,
     CalendarDayForm,
@@ -47,6 +49,7 @@ from yilian.dispatch.forms import (
     ObjectiveForm,
     OperationForm,
     OptimiseForm,
+    ProgrammeEditForm,
     ProgrammeFilterForm,
     ProgrammeForm,
     ProgrammeStatusForm,
@@ -69,6 +72,7 @@ from yilian.dispatch.models import (
     ObjectiveKind,
     OperationRole,
     Programme,
+    ProgrammeStatus,
     RosterDay,
     RosterRun,
     WorkLog,
@@ -156,9 +160,11 @@ def _within_range(day: dt.date | None) -> dt.date:
 
 
 def ics_key(practitioner: Practitioner) -> str:
-    """The key of the practitioner's calendar feed: a signature of their public id, so a calendar
-    app can subscribe without a session and nobody can guess another expert's feed."""
-    return signing.Signer(salt=ICS_SALT).signature(str(practitioner.public_id))
+    """The key of the practitioner's calendar feed: a signature of their public id and their current
+    feed secret, so a calendar app can subscribe without a session, nobody can guess another
+    expert's feed, and the expert can make a leaked address stop working (a new secret)."""
+    salt = services.feed_key_salt(practitioner=practitioner)
+    return signing.Signer(salt=ICS_SALT).signature(f"{practitioner.public_id}:{salt}")
 
 
 def ics_url(request: HttpRequest, practitioner: Practitioner) -> str:
@@ -168,6 +174,12 @@ def ics_url(request: HttpRequest, practitioner: Practitioner) -> str:
 
 def _conflict(request: HttpRequest, exc: Conflict) -> None:
     messages.error(request, str(exc))
+
+
+def _changed(obj: Any, wanted: dict[str, Any]) -> dict[str, Any]:
+    """The values of an edit form that differ from what the object holds: a service is given only
+    the changes, so an edit that leaves the dates alone does not check or touch the roster."""
+    return {name: value for name, value in wanted.items() if getattr(obj, name) != value}
 
 
 # ----------------------------------------------------------------------------------------
@@ -278,7 +290,7 @@ def _objective_groups(programme: Programme) -> list[tuple[str, list[Objective]]]
 
 def _demand_rows(programme: Programme, assignments: list[Assignment]) -> list[DemandRow]:
     departments = selectors.host_departments(programme)
-    demands = {d.department_id: d for d in HostDemand.objects.filter(department__in=departments)}
+    demands = {d.department_id: d for d in HostDemand.objects.filter(programme=programme, department__in=departments)}
     experts: dict[int, int] = defaultdict(int)
     for a in assignments:
         if a.withdrawn_on is None:
@@ -351,6 +363,7 @@ def _programme_context(user: User, programme: Programme, **bound: Any) -> dict[s
         context.update(
             {
                 "status_form": bound.get("status_form") or ProgrammeStatusForm(initial={"status": programme.status}),
+                "edit_form": bound.get("edit_form") or _programme_edit_form(programme),
                 "objective_form": bound.get("objective_form") or ObjectiveForm(),
                 "demand_form": bound.get("demand_form") or DemandForm(departments=departments),
                 "assignment_form": bound.get("assignment_form") or _assignment_form(programme),
@@ -358,6 +371,12 @@ def _programme_context(user: User, programme: Programme, **bound: Any) -> dict[s
             }
         )
     return context
+
+
+def _programme_edit_form(programme: Programme, data: Any = None) -> ProgrammeEditForm:
+    initial = {name: getattr(programme, name) for name in ProgrammeEditForm.base_fields}
+    # Its own ids: the page's other forms have fields of the same names (the dates).
+    return ProgrammeEditForm(data, initial=initial, auto_id="edit_%s")
 
 
 def _assignment_form(programme: Programme, data: Any = None) -> AssignmentForm:
@@ -417,6 +436,31 @@ def programme_status(request: HttpRequest, code: str) -> HttpResponse:
             messages.success(request, _("The programme's status is saved."))
             return HttpResponseRedirect(_programme_url(programme))
     return _programme_page(request, programme, 400, status_form=form, open_form="status")
+
+
+@login_required
+@require_POST
+def programme_edit(request: HttpRequest, code: str) -> HttpResponse:
+    """The office changes the programme's titles, batch, dates, check-in rule or note."""
+    user = _user(request)
+    programme = selectors.access_programme(user, code)
+    _manage(user, programme)
+    form = _programme_edit_form(programme, request.POST)
+    status = 400
+    if form.is_valid():
+        changes = _changed(programme, form.cleaned_data)
+        try:
+            if changes:
+                services.programme_update(actor=user, programme=programme, **changes)
+        except ValidationError as exc:
+            _errors_to_form(form, exc)
+        except Conflict as exc:
+            form.add_error(None, str(exc))
+            status = 409
+        else:
+            messages.success(request, _("The programme is saved.") if changes else _("Nothing was changed."))
+            return HttpResponseRedirect(_programme_url(programme))
+    return _programme_page(request, programme, status, edit_form=form, open_form="edit")
 
 
 @login_required
@@ -682,7 +726,9 @@ def _coverage_rows(
             css = "cov cov-short" if count < need else ("cov cov-some" if count else "cov")
             cells.append(CoverageCell(info.date, count, need, css, title))
         total = sum(c.count for c in cells)
-        per_week = demand.days_per_week if demand else 0
+        # As the optimiser counts it: a week the calendar cuts short asks for its share of the minimum.
+        working = sum(1 for info in grid.days if info.is_workday)
+        per_week = (demand.days_per_week * min(working, 5)) // 5 if demand else 0
         rows.append(
             CoverageRow(
                 department,
@@ -702,6 +748,16 @@ class RunView:
     shortfalls: list[tuple[str, list[str]]]
     gap_percent: float
     until: dt.date
+
+    @property
+    def status_label(self) -> str:
+        return status_label(self.run.status)
+
+
+def status_label(status: str) -> str:
+    """The solver's status in words: proven best, or the best found in the time allowed."""
+    labels = {"optimal": _("optimal (proven best)"), "feasible": _("feasible (best found in the time allowed)")}
+    return labels.get(status, status)
 
 
 def _run_view(run: RosterRun | None) -> RunView | None:
@@ -755,7 +811,17 @@ def _roster_context(
 
     rows = _grid_rows(grid, today, link if can_manage else None)
     shown_departments = [departments[i] for i in dict.fromkeys(a.host_department_id for a in shown)]
-    demands = {d.department_id: d for d in HostDemand.objects.filter(department__in=shown_departments)}
+    demands = {
+        d.department_id: d for d in HostDemand.objects.filter(programme=programme, department__in=shown_departments)
+    }
+    # Coverage counts every expert of the departments shown, also when one expert is picked.
+    coverage_grid = (
+        selectors.roster_grid(
+            [a for a in everyone if a.host_department_id in {d.pk for d in shown_departments}], state.start, state.end
+        )
+        if state.expert is not None
+        else grid
+    )
     run = _run_view(selectors.latest_run(programme))
     unknown = sorted(set(grid.unknown_years) | set(run.run.unknown_years if run else []))
     panel = _fix_panel(rows, state.cell) if can_manage and state.cell else None
@@ -774,7 +840,7 @@ def _roster_context(
         "state": state,
         "grid": grid,
         "rows": rows,
-        "coverage": _coverage_rows(grid, shown_departments, demands, state.view),
+        "coverage": _coverage_rows(coverage_grid, shown_departments, demands, state.view),
         "departments": sorted(departments.values(), key=lambda d: d.name),
         "experts": everyone,
         "today": today,
@@ -785,7 +851,6 @@ def _roster_context(
         "query": state.query(),
         "optimise_form": OptimiseForm(initial={"start": next_monday, "weeks": AHEAD_WEEKS}),
         "time_limit": int(float(settings.YILIAN_ROSTER_TIME_LIMIT)),
-        "feeds": [(a, ics_url(request, a.practitioner)) for a in shown] if can_manage else [],
         "headers": _headers(grid),
     }
     context.update(extra)
@@ -893,7 +958,12 @@ def roster_optimise(request: HttpRequest, code: str) -> HttpResponse:
             messages.success(
                 request,
                 _("Roster planned for %(weeks)d weeks from %(start)s (%(status)s, %(seconds).1f s).")
-                % {"weeks": weeks, "start": start.isoformat(), "status": run.status, "seconds": run.wall_time},
+                % {
+                    "weeks": weeks,
+                    "start": start.isoformat(),
+                    "status": status_label(run.status),
+                    "seconds": run.wall_time,
+                },
             )
             # The month that holds most of the planned weeks: the one around their middle day.
             middle = start + dt.timedelta(days=(7 * weeks) // 2)
@@ -976,11 +1046,12 @@ def _assignment_context(request: HttpRequest, assignment: Assignment, **bound: A
         "log_oldest": today - dt.timedelta(days=services.WORK_LOG_DAYS),
         "leave": leave,
         "blocked": weekdays_label(assignment.blocked_weekdays),
-        "feed_url": ics_url(request, assignment.practitioner) if can_manage or own else "",
+        "feed_url": ics_url(request, assignment.practitioner) if own else "",
         "attendance_errors": bound.get("attendance_errors", []),
         "attendance_error_day": bound.get("attendance_error_day"),
     }
     if can_manage:
+        context["edit_form"] = bound.get("edit_form") or _assignment_edit_form(assignment)
         context["leave_form"] = bound.get("leave_form") or LeaveEntryForm()
         if assignment.withdrawn_on is None:
             context["withdraw_form"] = bound.get("withdraw_form") or WithdrawForm(initial={"on": today})
@@ -1010,6 +1081,67 @@ def _assignment_url(assignment: Assignment, anchor: str = "") -> str:
 def assignment_detail(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
     assignment = selectors.access_assignment(_user(request), str(public_id))
     return _assignment_page(request, assignment)
+
+
+def _assignment_edit_form(assignment: Assignment, data: Any = None) -> AssignmentEditForm:
+    initial = {name: getattr(assignment, name) for name in AssignmentEditForm.base_fields}
+    initial["blocked_weekdays"] = list(assignment.blocked_weekdays)
+    # Its own ids: the leave form on the same page has dates of the same names.
+    return AssignmentEditForm(data, initial=initial, auto_id="edit_%s")
+
+
+@login_required
+@require_POST
+def assignment_edit(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
+    """The office changes the role, the dates, the commitment or the home duties. Planned days the
+    new terms no longer allow leave the roster (the service says which); the office re-optimises."""
+    user = _user(request)
+    assignment = selectors.access_assignment(user, str(public_id))
+    _manage(user, assignment.programme)
+    form = _assignment_edit_form(assignment, request.POST)
+    status = 400
+    if form.is_valid():
+        data = form.cleaned_data
+        per_week = data["commitment"] == Commitment.DAYS_PER_WEEK
+        changes = _changed(
+            assignment,
+            {
+                "role": data["role"],
+                "starts_on": data["starts_on"],
+                "ends_on": data["ends_on"] or assignment.programme.ends_on,
+                "commitment": data["commitment"],
+                "days_per_week": data["days_per_week"] if per_week else None,
+                "blocked_weekdays": weekdays_value(data["blocked_weekdays"]),
+                "blocked_note": data["blocked_note"],
+            },
+        )
+        planned = RosterDay.objects.filter(assignment=assignment)
+        before = planned.count() if changes else 0
+        try:
+            if changes:
+                services.assignment_update(actor=user, assignment=assignment, **changes)
+        except ValidationError as exc:
+            _errors_to_form(form, exc)
+        except Conflict as exc:
+            form.add_error(None, str(exc))
+            status = 409
+        else:
+            messages.success(request, _("The assignment is saved.") if changes else _("Nothing was changed."))
+            removed = before - planned.count() if changes else 0
+            if removed > 0:
+                messages.warning(
+                    request,
+                    ngettext(
+                        "%(n)d planned day the new terms no longer allow was taken off the roster; "
+                        "re-optimise the roster to fill the week.",
+                        "%(n)d planned days the new terms no longer allow were taken off the roster; "
+                        "re-optimise the roster to fill the week.",
+                        removed,
+                    )
+                    % {"n": removed},
+                )
+            return HttpResponseRedirect(_assignment_url(assignment))
+    return _assignment_page(request, assignment, status, edit_form=form)
 
 
 @login_required
@@ -1442,7 +1574,9 @@ def attendance_export(request: HttpRequest, code: str) -> HttpResponse:
 # Working calendar
 
 
-def _calendar_context(year: int, form: CalendarDayForm | None = None, **extra: Any) -> dict[str, Any]:
+def _calendar_context(
+    year: int, form: CalendarDayForm | None = None, *, can_edit: bool = False, **extra: Any
+) -> dict[str, Any]:
     first, last = workcalendar.statutory_years()
     entered = selectors.calendar_days(year)
     covered = first <= year <= last
@@ -1460,6 +1594,7 @@ def _calendar_context(year: int, form: CalendarDayForm | None = None, **extra: A
         "statutory": statutory,
         "form": form or CalendarDayForm(initial={"date": dt.date(year, 1, 1), "is_workday": "0"}),
         "errors": [],
+        "can_edit": can_edit,
     }
     context.update(extra)
     return context
@@ -1470,6 +1605,7 @@ def _calendar_context(year: int, form: CalendarDayForm | None = None, **extra: A
 def calendar(request: HttpRequest) -> HttpResponse:
     user = _user(request)
     require_perm(user, Permission.MANAGE_STATIONING)
+    can_edit = user_scope(user).is_global
     today = selectors.today()
     try:
         year = int(request.GET.get("year", today.year))
@@ -1478,12 +1614,12 @@ def calendar(request: HttpRequest) -> HttpResponse:
     if not 1901 <= year <= 9998:
         raise Http404(_("No such year."))
     if request.method != "POST":
-        return render(request, "dispatch/calendar.html", _calendar_context(year))
+        return render(request, "dispatch/calendar.html", _calendar_context(year, can_edit=can_edit))
     if request.POST.get("action") == "remove":
         try:
             day = dt.date.fromisoformat(request.POST.get("date", ""))
         except ValueError:
-            context = _calendar_context(year, errors=[_("Choose a day to remove.")])
+            context = _calendar_context(year, can_edit=can_edit, errors=[_("Choose a day to remove.")])
             return render(request, "dispatch/calendar.html", context, status=400)
         services.calendar_day_remove(actor=user, date=day)
         messages.success(request, _("%(day)s removed from the working calendar.") % {"day": day.isoformat()})
@@ -1504,7 +1640,7 @@ def calendar(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, _("%(day)s saved in the working calendar.") % {"day": data["date"].isoformat()})
             return HttpResponseRedirect(f"{reverse('dispatch:calendar')}?year={data['date'].year}")
-    return render(request, "dispatch/calendar.html", _calendar_context(year, form), status=400)
+    return render(request, "dispatch/calendar.html", _calendar_context(year, form, can_edit=can_edit), status=400)
 
 
 # ----------------------------------------------------------------------------------------
@@ -1515,9 +1651,11 @@ def calendar(request: HttpRequest) -> HttpResponse:
 def feed(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
     """The expert's on-site and travel days as an iCalendar feed. The signed key in the address
     stands in for a session (calendar apps cannot log in); a wrong key is a 404, like no feed."""
-    practitioner = Practitioner.objects.filter(public_id=public_id).first()
+    practitioner = Practitioner.objects.filter(public_id=public_id).select_related("feed_key").first()
     key = request.GET.get("key", "")
-    if practitioner is None or not key or not constant_time_compare(key, ics_key(practitioner)):
+    if practitioner is None or not key or not hasattr(practitioner, "feed_key"):
+        raise Http404(_("No such calendar."))
+    if not constant_time_compare(key, ics_key(practitioner)):
         raise Http404(_("No such calendar."))
     since = selectors.today() - dt.timedelta(days=FEED_PAST_DAYS)
     days = (
@@ -1526,6 +1664,7 @@ def feed(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
             kind__in=(DayKind.ON_SITE, DayKind.TRAVEL),
             date__gte=since,
         )
+        .exclude(assignment__programme__status=ProgrammeStatus.CANCELLED)
         .select_related("assignment__programme__host_institution", "assignment__host_department")
         .order_by("date")
     )
@@ -1536,3 +1675,16 @@ def feed(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
     response["Cache-Control"] = "private, max-age=900"
     response["X-Robots-Tag"] = "noindex, nofollow"
     return response
+
+
+@login_required
+@require_POST
+def feed_reset(request: HttpRequest) -> HttpResponse:
+    """The expert makes their calendar address new (the old one stops working)."""
+    user = _user(request)
+    mine = selectors.own_assignments(user)
+    if not mine:
+        raise PermissionDenied(_("Only a stationed expert has a calendar address."))
+    services.feed_key_reset(actor=user, practitioner=mine[0].practitioner)
+    messages.success(request, _("Your calendar address is new; subscribe to it again in your calendar app."))
+    return HttpResponseRedirect(reverse("dispatch:my_week") + "#feed")

@@ -52,7 +52,8 @@ def test_the_office_plans_the_roster_and_the_expert_checks_in_and_logs_on_a_phon
     planned_month = (next_monday + dt.timedelta(days=14)).replace(day=1)
     expect(page).to_have_url(re.compile(rf"view=month&start={planned_month.isoformat()}"))
     expect(page.locator("#roster-period")).to_have_text(planned_month.strftime("%Y-%m"))
-    expect(page.locator("#run-status")).to_have_text(re.compile(r"optimal|feasible"))
+    expect(page.locator("#run-status")).to_have_attribute("data-status", re.compile(r"^(optimal|feasible)$"))
+    expect(page.locator("#run-status")).to_have_text(re.compile(r"最优|可行"))
     chen = page.locator("#roster-grid tr[data-assignment]", has_text="陈志远")
     expect(chen.locator("td.rc-on").first).to_be_visible()
     # Never on his home-clinic Tuesdays.

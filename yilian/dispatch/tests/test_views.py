@@ -33,6 +33,7 @@ from yilian.dispatch.models import (
     AttendanceStatus,
     CalendarDay,
     DayKind,
+    HostDemand,
     HostRole,
     Leave,
     LoggedOperation,
@@ -263,9 +264,9 @@ def test_the_office_adds_and_removes_objectives_and_sets_demand_and_status(login
     orthopaedics = factories.department("qzph", Discipline.ORTHOPEDICS)
     demand = {"department": orthopaedics.public_id, "days_per_week": "4", "need_weekdays": ["3", "5"]}
     assert client.post(url(world, "demand/"), demand | {"need_label_zh": "手术日"}).status_code == 302
-    orthopaedics.stationing_demand.refresh_from_db()
-    assert orthopaedics.stationing_demand.need_weekdays == "35"
-    assert orthopaedics.stationing_demand.days_per_week == 4
+    saved = HostDemand.objects.get(programme=world.programme, department=orthopaedics)
+    assert saved.need_weekdays == "35"
+    assert saved.days_per_week == 4
 
     response = client.post(url(world, "demand/"), demand | {"days_per_week": "99"})
     assert response.status_code == 400 and 'id="demand-box" open' in text(response)
@@ -318,6 +319,9 @@ def test_the_roster_shows_plan_holidays_home_duty_leave_attendance_and_coverage(
         actor=factories.hospital_admin(), assignment=world.chen_post, date=dt.date(2026, 11, 16)
     )
     Leave.objects.create(practitioner=world.chen, starts_on=dt.date(2026, 11, 9), ends_on=dt.date(2026, 11, 10))
+    HostDemand.objects.create(
+        programme=world.programme, department=world.chen_post.host_department, days_per_week=3, need_weekdays="4"
+    )
     page = text(login("office", "en").get(url(world, "roster/"), {"view": "month", "start": "2026-11-01"}))
     row = page[page.index(f'<tr data-assignment="{world.chen_post.public_id}"') :].split("</tr>")[0]
 
@@ -333,7 +337,8 @@ def test_the_roster_shows_plan_holidays_home_duty_leave_attendance_and_coverage(
     assert "rc-today" in cell("2026-11-25")
     coverage = page[page.index('<tbody class="coverage">') :].split("</tbody>")[0]
     assert "Neurosurgery" in coverage and "Orthopaedics" in coverage
-    # Thursday is neurosurgery's operating day (the demo's demand): covered on the 19th and 26th, short on the 12th.
+    # Thursday is neurosurgery's operating day (this programme's demand): covered on the 19th and 26th,
+    # short on the 12th.
     assert 'class="cov cov-short" title="2026-11-12' in coverage
     assert 'class="cov cov-some" title="2026-11-19' in coverage
 
@@ -408,6 +413,10 @@ def test_the_expert_and_the_host_cannot_fix_days(login: Login, world: World) -> 
 def test_optimising_plans_the_weeks_and_shows_the_run_in_plain_words(login: Login, world: World, settings: Any) -> None:
     settings.YILIAN_ROSTER_TIME_LIMIT = 5
     client = login("office", "en")
+    # A department this programme needs someone in, with nobody assigned there.
+    HostDemand.objects.create(
+        programme=world.programme, department=factories.department("qzph", Discipline.CARDIOLOGY), days_per_week=2
+    )
     page = text(client.get(url(world, "roster/")))
     assert f'value="{NEXT_MONDAY.isoformat()}"' in page and 'name="weeks"' in page and 'value="4"' in page
     response = client.post(url(world, "roster/optimise/"), {"start": NEXT_MONDAY, "weeks": "2"})
@@ -417,9 +426,10 @@ def test_optimising_plans_the_weeks_and_shows_the_run_in_plain_words(login: Logi
     on_site = RosterDay.objects.filter(assignment=world.chen_post, kind=DayKind.ON_SITE)
     assert on_site.count() == 6 and not on_site.filter(date__week_day=3).exists()  # never a Tuesday
     page = text(client.get(response["Location"]))
-    assert 'id="run-status"' in page and run.status in page
+    assert f'data-status="{run.status}"' in page
+    assert ("proven best" if run.status == "optimal" else "best found in the time allowed") in page
     assert "Roster planned for 2 weeks from 2026-11-30" in page
-    # The demo's demand at qzph includes departments this programme has nobody in: explained.
+    # The cardiology demand has nobody to meet it: explained.
     assert "nobody is assigned to this department" in page
     assert "expert-day" in page
 
@@ -506,7 +516,9 @@ def test_the_assignment_page_shows_details_roster_and_the_office_records_leave(l
     client = login("office", "en")
     page = text(client.get(a_url(world.chen_post)))
     assert "陈试远" in page and "Business director" in page and "本院周二专家门诊" in page
-    assert 'id="assignment-grid"' in page and 'id="leave-form"' in page and 'id="feed-url"' in page
+    assert 'id="assignment-grid"' in page and 'id="leave-form"' in page
+    # The calendar address is the expert's own: the office does not see it.
+    assert 'id="feed-url"' not in page
     response = client.post(
         a_url(world.chen_post, "leave/"), {"starts_on": "2026-12-14", "ends_on": "2026-12-18", "reason": "年会"}
     )
@@ -601,6 +613,157 @@ def test_the_expert_records_their_own_absence_but_cannot_confirm(login: Login, w
 
 
 # ----------------------------------------------------------------------------------------
+# Editing a programme and an assignment
+
+
+def _programme_edit(w: World, **changes: Any) -> dict[str, Any]:
+    """The programme's edit form as the page fills it, with some fields retyped."""
+    p = w.programme
+    data: dict[str, Any] = {
+        "title_zh": p.title_zh,
+        "title_en": p.title_en,
+        "batch": str(p.batch),
+        "starts_on": p.starts_on.isoformat(),
+        "ends_on": p.ends_on.isoformat() if p.ends_on else "",
+        "note": p.note,
+    }
+    if p.require_location:
+        data["require_location"] = "on"
+    return data | changes
+
+
+def _assignment_edit(a: Assignment, **changes: Any) -> dict[str, Any]:
+    """The assignment's edit form as the page fills it, with some fields retyped."""
+    data: dict[str, Any] = {
+        "role": a.role,
+        "starts_on": a.starts_on.isoformat(),
+        "ends_on": a.ends_on.isoformat() if a.ends_on else "",
+        "commitment": a.commitment,
+        "days_per_week": str(a.days_per_week or ""),
+        "blocked_weekdays": list(a.blocked_weekdays),
+        "blocked_note": a.blocked_note,
+    }
+    return data | changes
+
+
+def _form(page: str, form_id: str) -> str:
+    start = page.index(f'id="{form_id}"')
+    return page[start : page.index("</form>", start)]
+
+
+def _field(form: str, name: str) -> str:
+    """A field's block of the form: from its label to the next field's."""
+    start = form.index(f'for="edit_{name}"')
+    end = form.find('<label class="form-label', start + 1)
+    return form[start : end if end > 0 else len(form)]
+
+
+def test_the_office_edits_the_programme_and_sees_the_change(login: Login, world: World) -> None:
+    client = login("office", "en")
+    page = text(client.get(url(world)))
+    form = _form(page, "programme-edit-form")
+    assert 'id="edit-box" open' not in page
+    assert 'value="浙大二院派驻衢州（测试批）"' in form and 'value="2027-08-31"' in form
+    response = client.post(
+        url(world, "edit/"), _programme_edit(world, title_zh="浙大二院派驻衢州（第二批）", ends_on="2027-12-31")
+    )
+    assert response.status_code == 302 and response["Location"] == url(world)
+    page = text(client.get(url(world)))
+    assert "The programme is saved." in page
+    header = page[page.index('id="programme-header"') : page.index('id="edit-box"')]
+    assert "浙大二院派驻衢州（第二批）" in header and "2026-09-01 – 2027-12-31" in header
+    # Only what changed went to the service (and into the audit trail).
+    event = AuditEvent.objects.filter(action=AuditAction.UPDATE, object_id=str(world.programme.public_id)).first()
+    assert event is not None and set(event.changes) == {"title_zh", "ends_on"}
+    world.programme.refresh_from_db()
+    unchanged = client.post(url(world, "edit/"), _programme_edit(world), follow=True)
+    assert "Nothing was changed." in text(unchanged)
+    assert AuditEvent.objects.filter(action=AuditAction.UPDATE, object_id=str(world.programme.public_id)).count() == 1
+
+
+def test_a_programme_edit_the_service_refuses_answers_400_with_the_message_and_what_was_typed(
+    login: Login, world: World
+) -> None:
+    client = login("office", "en")
+    response = client.post(
+        url(world, "edit/"), _programme_edit(world, title_zh="改过的标题", batch="3", ends_on="2026-08-31")
+    )
+    assert response.status_code == 400
+    page = text(response)
+    assert 'id="edit-box" open' in page
+    form = _form(page, "programme-edit-form")
+    assert "The end cannot come before the start." in _field(form, "ends_on")
+    assert 'value="2026-08-31"' in form and 'value="改过的标题"' in form and 'value="3"' in form
+    world.programme.refresh_from_db()
+    assert world.programme.title_zh == "浙大二院派驻衢州（测试批）" and world.programme.ends_on == P_END
+
+
+def test_the_office_edits_an_assignment_and_planned_days_it_no_longer_allows_go(login: Login, world: World) -> None:
+    post = world.chen_post
+    wednesday, thursday = NEXT_MONDAY + dt.timedelta(days=2), NEXT_MONDAY + dt.timedelta(days=3)
+    plan(post, wednesday, thursday)
+    client = login("office", "en")
+    page = text(client.get(a_url(post)))
+    form = _form(page, "assignment-edit-form")
+    assert 'id="assignment-edit-box" open' not in page
+    assert 'name="days_per_week" value="3"' in form and 'value="2" id="edit_blocked_weekdays_1" checked' in form
+    assert "taken off the roster" in form
+    response = client.post(a_url(post, "edit/"), _assignment_edit(post, days_per_week="2", blocked_weekdays=["2", "3"]))
+    assert response.status_code == 302 and response["Location"] == a_url(post)
+    post.refresh_from_db()
+    assert post.days_per_week == 2 and post.blocked_weekdays == "23"
+    # The Wednesday is a home duty now: its planned day left the roster, the Thursday stays.
+    assert list(RosterDay.objects.filter(assignment=post).values_list("date", flat=True)) == [thursday]
+    page = text(client.get(a_url(post)))
+    assert "The assignment is saved." in page and "1 planned day the new terms no longer allow" in page
+    details = page[page.index('id="assignment-details"') : page.index('id="assignment-edit-box"')]
+    assert "2 days/week" in details and "Tue、Wed" in details
+
+
+def test_an_assignment_edit_the_service_refuses_answers_400_with_the_message_and_what_was_typed(
+    login: Login, world: World
+) -> None:
+    post = world.chen_post
+    response = login("office", "en").post(
+        a_url(post, "edit/"), _assignment_edit(post, days_per_week="6", blocked_note="本院周二周四门诊")
+    )
+    assert response.status_code == 400
+    page = text(response)
+    assert 'id="assignment-edit-box" open' in page
+    form = _form(page, "assignment-edit-form")
+    assert "Give the on-site days per week (1 to 5 working days)" in _field(form, "days_per_week")
+    assert 'name="days_per_week" value="6"' in form and 'value="本院周二周四门诊"' in form
+    post.refresh_from_db()
+    assert post.days_per_week == 3 and post.blocked_note == "本院周二专家门诊"
+
+
+def test_an_assignment_edit_onto_the_experts_other_assignment_is_a_conflict(login: Login, world: World) -> None:
+    office = factories.user("office")
+    services.assignment_update(actor=office, assignment=world.chen_post, ends_on=dt.date(2026, 12, 31))
+    later = factories.assignment_create(world.programme, world.chen, starts_on=dt.date(2027, 1, 4), days_per_week=2)
+    response = login("office", "en").post(a_url(later, "edit/"), _assignment_edit(later, starts_on="2026-12-01"))
+    assert response.status_code == 409
+    page = text(response)
+    assert 'id="assignment-edit-box" open' in page
+    assert "already has an assignment in this programme for these dates" in _form(page, "assignment-edit-form")
+    later.refresh_from_db()
+    assert later.starts_on == dt.date(2027, 1, 4)
+
+
+@pytest.mark.parametrize("who", ["expert", "hospadmin", "commission"])
+def test_only_the_office_sees_and_uses_the_edit_forms(login: Login, world: World, who: str) -> None:
+    client = expert_client(login, world) if who == "expert" else login(who, "en")
+    post = world.chen_post
+    assert 'id="programme-edit-form"' not in text(client.get(url(world)))
+    assert 'id="assignment-edit-form"' not in text(client.get(a_url(post)))
+    assert client.post(url(world, "edit/"), _programme_edit(world, title_zh="不该改")).status_code == 403
+    assert client.post(a_url(post, "edit/"), _assignment_edit(post, days_per_week="2")).status_code == 403
+    world.programme.refresh_from_db()
+    post.refresh_from_db()
+    assert world.programme.title_zh == "浙大二院派驻衢州（测试批）" and post.days_per_week == 3
+
+
+# ----------------------------------------------------------------------------------------
 # The expert's week, check-in, work log
 
 
@@ -677,7 +840,7 @@ def test_the_expert_logs_the_day_with_an_operation_and_sees_it_on_the_assignment
     op = LoggedOperation.objects.get(work_log=log)
     assert op.level == 4 and op.minimally_invasive and op.local_surgeon == surgeon and op.local_surgeon_name == "周试华"
     page = text(client.get(a_url(world.chen_post)))
-    assert "神经内镜联合显微镜脑室肿瘤切除术" in page and "with 周试华" in page and "Level 4" in page
+    assert "神经内镜联合显微镜脑室肿瘤切除术" in page and "local surgeon 周试华" in page and "Level 4" in page
     # Opening the day again shows what was saved, plus three empty rows.
     again = text(client.get(a_url(world.chen_post, f"log/{TODAY}/")))
     assert 'value="神经内镜联合显微镜脑室肿瘤切除术"' in again and 'name="op-3-procedure"' in again
@@ -751,11 +914,20 @@ def test_an_attendance_report_with_bad_months_is_refused_with_400(login: Login, 
 # Working calendar
 
 
-def test_the_office_enters_a_year_the_built_in_schedule_lacks(login: Login, world: World) -> None:
-    client = login("office", "en")
-    page = text(client.get("/stationing/calendar/", {"year": "2027"}))
+def test_the_office_reads_the_working_calendar_and_a_system_administrator_enters_a_year(
+    login: Login, world: World
+) -> None:
+    office = login("office", "en")
+    page = text(office.get("/stationing/calendar/", {"year": "2027"}))
     assert "2027 is neither covered nor entered" in page and "covers 2004 to 2026" in page
+    # Shared by every consortium: one consortium's office does not change it for the others.
+    assert 'id="calendar-form"' not in page and 'id="calendar-admin-only"' in page
     holiday = {"action": "set", "date": "2027-01-01", "is_workday": "0", "name_zh": "元旦", "name_en": "New Year"}
+    assert office.post("/stationing/calendar/?year=2027", holiday).status_code == 403
+    assert not CalendarDay.objects.filter(date=dt.date(2027, 1, 1)).exists()
+
+    client = login("admin", "en")
+    assert 'id="calendar-form"' in text(client.get("/stationing/calendar/", {"year": "2027"}))
     response = client.post("/stationing/calendar/?year=2027", holiday)
     assert response.status_code == 302 and response["Location"] == "/stationing/calendar/?year=2027"
     page = text(client.get("/stationing/calendar/", {"year": "2027"}))
@@ -763,6 +935,7 @@ def test_the_office_enters_a_year_the_built_in_schedule_lacks(login: Login, worl
     assert "neither covered nor entered" not in page
     covered = text(client.get("/stationing/calendar/", {"year": "2026"}))
     assert "2026 is covered" in covered and "Adjusted working day" in covered  # e.g. a Sunday worked in lieu
+    assert office.post("/stationing/calendar/?year=2027", {"action": "remove", "date": "2027-01-01"}).status_code == 403
     assert client.post("/stationing/calendar/?year=2027", {"action": "remove", "date": "2027-01-01"}).status_code == 302
     assert not CalendarDay.objects.filter(date=dt.date(2027, 1, 1)).exists()
     bad = client.post("/stationing/calendar/?year=2027", {"action": "set", "date": "2027-02-30", "is_workday": "0"})
