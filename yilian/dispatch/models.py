@@ -360,7 +360,8 @@ PRESENT = (AttendanceStatus.CHECKED_IN, AttendanceStatus.CONFIRMED)
 
 class Attendance(BaseModel):
     """Whether an expert was on site on a day: their own check-in, the host's confirmation, or an
-    absence with its reason. One per assignment and day."""
+    absence with its reason. One per assignment and day. A check-in keeps how far the phone was from
+    the host, never where the phone was (a person's position is more than the platform needs)."""
 
     assignment = models.ForeignKey(
         Assignment, on_delete=models.PROTECT, related_name="attendance", verbose_name=_("assignment")
@@ -369,8 +370,6 @@ class Attendance(BaseModel):
     status = models.CharField(_("status"), max_length=12, choices=AttendanceStatus.choices)
     was_planned = models.BooleanField(_("planned on site"), default=True)
     checked_in_at = models.DateTimeField(_("checked in at"), null=True, blank=True)
-    latitude = models.DecimalField(max_digits=9, decimal_places=6, null=True, blank=True)
-    longitude = models.DecimalField(max_digits=9, decimal_places=6, null=True, blank=True)
     distance_m = models.PositiveIntegerField(_("distance from the host (m)"), null=True, blank=True)
     recorded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"

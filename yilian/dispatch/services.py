@@ -1048,8 +1048,6 @@ def attendance_check_in(
                 status=AttendanceStatus.CHECKED_IN,
                 was_planned=planned,
                 checked_in_at=now,
-                latitude=Decimal(str(round(float(latitude), 6))) if latitude is not None else None,
-                longitude=Decimal(str(round(float(longitude), 6))) if longitude is not None else None,
                 distance_m=distance,
                 recorded_by=actor,
             )
