@@ -115,6 +115,7 @@ class Parsed:
     filters: selectors.ResultFilters | None  # None: the form has errors
     pivot: dt.date | None
     programme: Programme | None = None  # the programme whose start is the pivot
+    notice: str = ""  # why the chosen programme is not compared in this period
 
 
 def _parse(request: HttpRequest) -> Parsed | None:
@@ -138,9 +139,17 @@ def _parse(request: HttpRequest) -> Parsed | None:
     departments = list(Department.objects.filter(institution=institution, is_active=True).order_by("discipline", "pk"))
     start, end = default_period(timezone.localdate())
     data = request.GET.copy()
-    if not any(k in data for k in ("date_from", "date_to")):
-        data["date_from"], data["date_to"] = start.isoformat(), end.isoformat()
     hosted = programmes_hosted_at(institution)
+    if not any(k in data for k in ("date_from", "date_to", "programme", "pivot")):
+        data["date_from"], data["date_to"] = start.isoformat(), end.isoformat()
+        # First visit to a host whose latest programme started in the last two years: widen the
+        # period to a year before that start, so that the page opens on the improvement.
+        recent = [p for p in hosted if end - dt.timedelta(days=730) < p.starts_on <= end]
+        if recent and recent[0].starts_on <= start:
+            first = recent[0].starts_on - dt.timedelta(days=365)
+            data["date_from"] = first.replace(day=1).isoformat()
+    elif not any(k in data for k in ("date_from", "date_to")):
+        data["date_from"], data["date_to"] = start.isoformat(), end.isoformat()
     if "programme" not in data and "pivot" not in data:
         # First visit: compare around the latest programme that started inside the period.
         start_day, end_day = _iso_day(data.get("date_from")), _iso_day(data.get("date_to"))
@@ -161,11 +170,17 @@ def _parse(request: HttpRequest) -> Parsed | None:
     cleaned = form.cleaned_data
     programme = next((p for p in hosted if p.code == cleaned["programme"]), None)
     pivot = programme.starts_on if programme is not None else cleaned["pivot"]
+    notice = ""
     if programme is not None and (
         (cleaned["date_from"] and pivot <= cleaned["date_from"]) or (cleaned["date_to"] and pivot > cleaned["date_to"])
     ):
-        form.add_error("programme", _("The programme started outside the period; widen the period to compare."))
-        return Parsed(institution, institutions, departments, form, None, None)
+        # The figures of the period are still shown (the person narrowed the period on purpose);
+        # the comparison needs the programme's start inside it.
+        notice = _("%(title)s started on %(day)s, outside this period; widen the period to compare.") % {
+            "title": programme.title,
+            "day": programme.starts_on.isoformat(),
+        }
+        programme, pivot = None, None
     department = next((d for d in departments if str(d.public_id) == cleaned["department"]), None)
     date_to = cleaned["date_to"]
     filters = selectors.ResultFilters(
@@ -175,7 +190,7 @@ def _parse(request: HttpRequest) -> Parsed | None:
         start=cleaned["date_from"],
         end=date_to + dt.timedelta(days=1) if date_to else None,
     )
-    return Parsed(institution, institutions, departments, form, filters, pivot, programme)
+    return Parsed(institution, institutions, departments, form, filters, pivot, programme, notice)
 
 
 def _iso_day(value: Any) -> dt.date | None:
@@ -244,6 +259,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "can_read_comments": can_read,
         }
     )
+    context["comparison_notice"] = parsed.notice
     if parsed.pivot:
         before_after = selectors.survey_before_after(user, filters, pivot=parsed.pivot)
         context["before_after"] = before_after

@@ -109,10 +109,11 @@ def test_a_patient_answers_on_a_phone_and_the_hospital_counts_it(
     assert after == before + 1
     comments = quality.locator("#results-comments")
     expect(comments).to_contain_text(COMMENT)
-    # Since January 2025, compared around the day the stationing programme started at the
-    # city hospital (the demo's date): what a hospital manager looks at.
-    quality.goto(f"{site}/surveys/results/?institution=qzph&date_from=2025-01-01&pivot=2025-09-01")
-    expect(quality.locator("#results-before-after")).to_be_visible()
+    # Opened afresh, the page compares around the start of the stationing programme the city
+    # hospital hosts (batch 2, 2025-09-01): what a hospital manager looks at.
+    quality.goto(f"{site}/surveys/results/")
+    expect(quality.locator("#id_programme")).to_have_value("zju2-qzph-2")
+    expect(quality.locator("#results-before-after")).to_contain_text("浙大二院派驻衢州市人民医院（第二批）")
     shot(quality, "survey-results")
     quality_context.close()
 

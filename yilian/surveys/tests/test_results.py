@@ -341,7 +341,8 @@ def test_the_dashboard_shows_figures_trend_and_before_after(known, login) -> Non
 
 
 def test_the_default_period_is_the_last_twelve_months(login) -> None:
-    response = login("quality").get(URL)
+    """At a hospital that hosts no stationing programme (Changshan county)."""
+    response = login("commission").get(URL, {"institution": "csph"})
 
     assert response.status_code == 200
     form = response.context["form"]
@@ -350,6 +351,21 @@ def test_the_default_period_is_the_last_twelve_months(login) -> None:
     assert form.cleaned_data["date_from"].day == 1
     assert 330 <= (today - form.cleaned_data["date_from"]).days <= 366
     assert response.context["results"].responses > 0  # the demo history
+    assert response.context["form"].cleaned_data["programme"] == ""
+
+
+def test_a_first_visit_to_a_host_opens_on_the_year_around_its_latest_programme(login) -> None:
+    """Quzhou People's Hospital's batch 2 began 2025-09-01: the page widens the period to a year
+    before it and compares around it, without being asked."""
+    response = login("quality").get(URL)
+
+    assert response.status_code == 200
+    cleaned = response.context["form"].cleaned_data
+    assert cleaned["programme"] == "zju2-qzph-2"
+    assert cleaned["date_from"] == dt.date(2024, 9, 1) and cleaned["date_to"] == timezone.localdate()
+    split = response.context["before_after"]
+    assert split.pivot == dt.date(2025, 9, 1) and split.responses_before > 0 and split.responses_after > 0
+    assert "浙大二院派驻衢州市人民医院（第二批）" in response.content.decode()
 
 
 @pytest.mark.parametrize(
