@@ -2,9 +2,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from django.db import IntegrityError
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import translation
+from django.utils.translation import gettext as _
 
 from yilian.core import context
 from yilian.core.errors import Conflict
@@ -33,12 +35,18 @@ class RequestContextMiddleware:
             context.current.reset(token)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        # A page whose view did not catch a collision (the API has its own handler) shows the
-        # reason with 409 rather than a 500.
-        if isinstance(exception, Conflict) and not request.path.startswith("/api/"):
-            response = TemplateResponse(request, "409.html", {"exception": str(exception)}, status=409)
-            return response.render()
-        return None
+        # A page whose view did not catch a collision (the API has its own handlers) shows the
+        # reason with 409 rather than a 500: a Conflict says what collided; a database constraint
+        # that caught a concurrent write of the same thing rolled the request back whole.
+        if request.path.startswith("/api/"):
+            return None
+        if isinstance(exception, Conflict):
+            message = str(exception)
+        elif isinstance(exception, IntegrityError):
+            message = _("Someone else changed this at the same moment. Reload and try again.")
+        else:
+            return None
+        return TemplateResponse(request, "409.html", {"exception": message}, status=409).render()
 
 
 class UserLanguageMiddleware:

@@ -22,6 +22,16 @@ def test_an_uncaught_conflict_on_a_page_is_a_409_with_the_reason(db: None) -> No
     assert "已有人先一步完成了此操作。" in response.content.decode()
 
 
+def test_a_constraint_that_caught_a_concurrent_write_on_a_page_is_a_409(db: None) -> None:
+    from django.db import IntegrityError
+
+    request = RequestFactory().get("/stationing/new/")
+    request.user = AnonymousUser()
+    response = _middleware().process_exception(request, IntegrityError("duplicate key"))
+    assert response is not None and response.status_code == 409
+    assert "duplicate key" not in response.content.decode()
+
+
 def test_the_api_keeps_its_own_conflict_handler() -> None:
     request = RequestFactory().get("/api/v1/stationing/programmes")
     assert _middleware().process_exception(request, Conflict("x")) is None
