@@ -208,9 +208,7 @@ def latest_run(programme: Programme) -> RosterRun | None:
 def run_shortfalls(run: RosterRun) -> list[solver.Shortfall]:
     """The run's shortfalls, each department named in the reader's language (the stored label is
     in the language of whoever ran the optimiser)."""
-    from yilian.dispatch.services import shortfall_from_json
-
-    shortfalls = [shortfall_from_json(data) for data in run.shortfalls]
+    shortfalls = [solver.shortfall_from_json(data) for data in run.shortfalls]
     keys = {s.department for s in shortfalls if s.department}
     names = {str(d.public_id): d.name for d in Department.objects.filter(public_id__in=keys)} if keys else {}
     return [
@@ -575,21 +573,33 @@ def stationing_figures(user: AnyUser, *, start: dt.date, end: dt.date) -> list[S
     by_host: dict[int, list[Assignment]] = defaultdict(list)
     for a in assignments:
         by_host[a.programme.host_institution_id].append(a)
+    # The work of every host in two grouped queries, not a query per host.
+    host = "assignment__programme__host_institution_id"
+    logs = WorkLog.objects.filter(assignment__in=[a.pk for a in assignments], date__gte=start, date__lte=end)
+    seen = dict(logs.order_by().values_list(host).annotate(n=Sum("patients_seen")).values_list(host, "n"))
+    op_host = "work_log__" + host
+    operations = {
+        row[op_host]: (row["n"], row["n34"])
+        for row in LoggedOperation.objects.filter(work_log__in=logs)
+        .order_by()
+        .values(op_host)
+        .annotate(n=Count("id"), n34=Count("id", filter=Q(level__gte=3)))
+    }
     result = []
-    for group in by_host.values():
+    for host_id, group in by_host.items():
         institution = group[0].programme.host_institution
         committed = sum(d.committed for a in group for d in figures[a.pk].values())
         delivered = sum(d.delivered for a in group for d in figures[a.pk].values())
-        done = work_done(group, start, end)
+        operated, operated_34 = operations.get(host_id, (0, 0))
         result.append(
             StationingFigures(
                 institution=institution,
                 doctors_stationed=len({a.practitioner_id for a in group}),
                 days_committed=round(committed),
                 days_delivered=delivered,
-                registrations=done.patients_seen,
-                operations=done.operations,
-                operations_level_34=done.operations_level_34,
+                registrations=seen.get(host_id) or 0,
+                operations=operated,
+                operations_level_34=operated_34,
             )
         )
     return sorted(result, key=lambda f: f.institution.code)

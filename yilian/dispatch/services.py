@@ -758,54 +758,6 @@ def _build_problem(programme: Programme, start: dt.date, weeks: int, time_limit:
     )
 
 
-def shortfall_to_json(s: solver.Shortfall) -> dict[str, Any]:
-    return {
-        "kind": s.kind.value,
-        "department": s.department,
-        "label": s.label,
-        "week": s.week.isoformat(),
-        "dates": [d.isoformat() for d in s.dates],
-        "missing": s.missing,
-        "expert": s.expert,
-        "need_label": s.need_label,
-        "reasons": [
-            {
-                "kind": r.kind.value,
-                "expert": r.expert,
-                "dates": [d.isoformat() for d in r.dates],
-                "weekday": r.weekday,
-                "committed": r.committed,
-                "needed": r.needed,
-            }
-            for r in s.reasons
-        ],
-    }
-
-
-def shortfall_from_json(data: dict[str, Any]) -> solver.Shortfall:
-    return solver.Shortfall(
-        kind=solver.ShortfallKind(data["kind"]),
-        department=data["department"],
-        label=data["label"],
-        week=dt.date.fromisoformat(data["week"]),
-        dates=tuple(dt.date.fromisoformat(d) for d in data["dates"]),
-        missing=data["missing"],
-        expert=data.get("expert", ""),
-        need_label=data.get("need_label", ""),
-        reasons=tuple(
-            solver.Reason(
-                kind=solver.ReasonKind(r["kind"]),
-                expert=r["expert"],
-                dates=tuple(dt.date.fromisoformat(d) for d in r["dates"]),
-                weekday=r["weekday"],
-                committed=r["committed"],
-                needed=r["needed"],
-            )
-            for r in data["reasons"]
-        ),
-    )
-
-
 def roster_optimise(
     *, actor: User, programme: Programme, start: dt.date, weeks: int, time_limit: float | None = None
 ) -> RosterRun:
@@ -874,7 +826,7 @@ def roster_optimise(
             travel_days=sum(len(solution.travel.get(k, [])) for k in built.keys),
             fairness_spread=solution.fairness_spread,
             shortfalls=[
-                shortfall_to_json(s)
+                solver.shortfall_to_json(s)
                 for s in solution.shortfalls
                 if s.kind != solver.ShortfallKind.COMMITMENT or s.expert in built.keys
             ],

@@ -72,7 +72,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ortools.sat.python import cp_model
@@ -591,6 +591,58 @@ def demand_total(problem: Problem) -> int:
 def committed_total(problem: Problem) -> int:
     """Expert-days the experts commit over the horizon (capped by the days they could be on site)."""
     return sum(_static(problem).required.values())
+
+
+# ----------------------------------------------------------------------------------------
+# Stored form of shortfalls (a roster run keeps them as JSON)
+
+
+def shortfall_to_json(s: Shortfall) -> dict[str, Any]:
+    return {
+        "kind": s.kind.value,
+        "department": s.department,
+        "label": s.label,
+        "week": s.week.isoformat(),
+        "dates": [d.isoformat() for d in s.dates],
+        "missing": s.missing,
+        "expert": s.expert,
+        "need_label": s.need_label,
+        "reasons": [
+            {
+                "kind": r.kind.value,
+                "expert": r.expert,
+                "dates": [d.isoformat() for d in r.dates],
+                "weekday": r.weekday,
+                "committed": r.committed,
+                "needed": r.needed,
+            }
+            for r in s.reasons
+        ],
+    }
+
+
+def shortfall_from_json(data: dict[str, Any]) -> Shortfall:
+    return Shortfall(
+        kind=ShortfallKind(data["kind"]),
+        department=data["department"],
+        label=data["label"],
+        week=dt.date.fromisoformat(data["week"]),
+        dates=tuple(dt.date.fromisoformat(d) for d in data["dates"]),
+        missing=data["missing"],
+        expert=data.get("expert", ""),
+        need_label=data.get("need_label", ""),
+        reasons=tuple(
+            Reason(
+                kind=ReasonKind(r["kind"]),
+                expert=r["expert"],
+                dates=tuple(dt.date.fromisoformat(d) for d in r["dates"]),
+                weekday=r["weekday"],
+                committed=r["committed"],
+                needed=r["needed"],
+            )
+            for r in data["reasons"]
+        ),
+    )
 
 
 # ----------------------------------------------------------------------------------------

@@ -15,8 +15,9 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -88,7 +89,7 @@ from yilian.registry.models import (
     localized,
 )
 from yilian.registry.selectors import require_perm, user_scope
-from yilian.web.forms import EARLIEST, LATEST
+from yilian.web.forms import EARLIEST, LATEST, errors_to_form
 
 ICS_SALT = "dispatch.ics"
 ATTENDANCE_DAYS = 60  # the assignment page's attendance and work logs look this far back
@@ -113,17 +114,20 @@ def _htmx_target(request: HttpRequest) -> str:
     return str(htmx.target or "")
 
 
-def _errors_to_form(form: Any, exc: ValidationError, aliases: dict[str, str] | None = None) -> None:
-    """A service's errors on the form's fields where they have one, else on the form."""
-    aliases = aliases or {}
-    if hasattr(exc, "error_dict"):
-        for name, errors in exc.message_dict.items():
-            target = aliases.get(name, name)
-            for message in errors:
-                form.add_error(target if target in form.fields else None, message)
-    else:
-        for message in exc.messages:
-            form.add_error(None, message)
+T = TypeVar("T")
+
+
+def _attempt(form: Any, call: Callable[[], T]) -> tuple[T | None, int]:
+    """Run a service for a valid form: (its result, 200); or (None, 400) with the service's
+    ValidationError on the form's fields, or (None, 409) with a Conflict's reason on the form."""
+    try:
+        return call(), 200
+    except ValidationError as exc:
+        errors_to_form(form, exc)
+        return None, 400
+    except Conflict as exc:
+        form.add_error(None, str(exc))
+        return None, 409
 
 
 def _messages_of(exc: ValidationError) -> list[str]:
@@ -237,10 +241,12 @@ def programme_create(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         return render(request, "dispatch/create.html", {"form": _programme_form(user)})
     form = _programme_form(user, request.POST)
+    status = 400
     if form.is_valid():
         data = form.cleaned_data
-        try:
-            programme = services.programme_create(
+        programme, status = _attempt(
+            form,
+            lambda: services.programme_create(
                 actor=user,
                 code=data["code"],
                 consortium=data["consortium"],
@@ -255,13 +261,12 @@ def programme_create(request: HttpRequest) -> HttpResponse:
                 status=data["status"],
                 require_location=data["require_location"],
                 note=data["note"],
-            )
-        except ValidationError as exc:
-            _errors_to_form(form, exc)
-        else:
+            ),
+        )
+        if programme is not None:
             messages.success(request, _("Programme %(code)s created.") % {"code": programme.code})
             return HttpResponseRedirect(reverse("dispatch:programme", args=[programme.code]))
-    return render(request, "dispatch/create.html", {"form": form}, status=400)
+    return render(request, "dispatch/create.html", {"form": form}, status=status)
 
 
 @dataclass
@@ -428,11 +433,10 @@ def programme_status(request: HttpRequest, code: str) -> HttpResponse:
     _manage(user, programme)
     form = ProgrammeStatusForm(request.POST)
     if form.is_valid():
-        try:
-            services.programme_update(actor=user, programme=programme, status=form.cleaned_data["status"])
-        except ValidationError as exc:
-            _errors_to_form(form, exc)
-        else:
+        _done, status = _attempt(
+            form, lambda: services.programme_update(actor=user, programme=programme, status=form.cleaned_data["status"])
+        )
+        if status == 200:
             messages.success(request, _("The programme's status is saved."))
             return HttpResponseRedirect(_programme_url(programme))
     return _programme_page(request, programme, 400, status_form=form, open_form="status")
@@ -449,15 +453,10 @@ def programme_edit(request: HttpRequest, code: str) -> HttpResponse:
     status = 400
     if form.is_valid():
         changes = _changed(programme, form.cleaned_data)
-        try:
-            if changes:
-                services.programme_update(actor=user, programme=programme, **changes)
-        except ValidationError as exc:
-            _errors_to_form(form, exc)
-        except Conflict as exc:
-            form.add_error(None, str(exc))
-            status = 409
-        else:
+        _done, status = _attempt(
+            form, lambda: services.programme_update(actor=user, programme=programme, **changes) if changes else None
+        )
+        if status == 200:
             messages.success(request, _("The programme is saved.") if changes else _("Nothing was changed."))
             return HttpResponseRedirect(_programme_url(programme))
     return _programme_page(request, programme, status, edit_form=form, open_form="edit")
@@ -471,11 +470,10 @@ def objective_add(request: HttpRequest, code: str) -> HttpResponse:
     _manage(user, programme)
     form = ObjectiveForm(request.POST)
     if form.is_valid():
-        try:
-            services.objective_add(actor=user, programme=programme, **form.cleaned_data)
-        except ValidationError as exc:
-            _errors_to_form(form, exc)
-        else:
+        _done, status = _attempt(
+            form, lambda: services.objective_add(actor=user, programme=programme, **form.cleaned_data)
+        )
+        if status == 200:
             messages.success(request, _("Objective added."))
             return HttpResponseRedirect(_programme_url(programme, "objectives"))
     return _programme_page(request, programme, 400, objective_form=form, open_form="objective")
@@ -506,8 +504,9 @@ def demand_set(request: HttpRequest, code: str) -> HttpResponse:
     if form.is_valid():
         data = form.cleaned_data
         department = next(d for d in departments if str(d.public_id) == data["department"])
-        try:
-            services.host_demand_set(
+        _done, status = _attempt(
+            form,
+            lambda: services.host_demand_set(
                 actor=user,
                 programme=programme,
                 department=department,
@@ -515,10 +514,9 @@ def demand_set(request: HttpRequest, code: str) -> HttpResponse:
                 need_weekdays=weekdays_value(data["need_weekdays"]),
                 need_label_zh=data["need_label_zh"],
                 need_label_en=data["need_label_en"],
-            )
-        except ValidationError as exc:
-            _errors_to_form(form, exc)
-        else:
+            ),
+        )
+        if status == 200:
             messages.success(request, _("The demand of %(department)s is saved.") % {"department": department.name})
             return HttpResponseRedirect(_programme_url(programme, "demand"))
     return _programme_page(request, programme, 400, demand_form=form, open_form="demand")
@@ -536,8 +534,9 @@ def assignment_create(request: HttpRequest, code: str) -> HttpResponse:
         data = form.cleaned_data
         departments = {str(d.public_id): d for d in Department.objects.filter(
             public_id__in=[v for v in (data["host_department"], data["home_department"]) if v])}  # fmt: skip
-        try:
-            assignment = services.assignment_create(
+        assignment, status = _attempt(
+            form,
+            lambda: services.assignment_create(
                 actor=user,
                 programme=programme,
                 practitioner=data["practitioner"],
@@ -550,13 +549,9 @@ def assignment_create(request: HttpRequest, code: str) -> HttpResponse:
                 days_per_week=data["days_per_week"] if data["commitment"] == Commitment.DAYS_PER_WEEK else None,
                 blocked_weekdays=weekdays_value(data["blocked_weekdays"]),
                 blocked_note=data["blocked_note"],
-            )
-        except ValidationError as exc:
-            _errors_to_form(form, exc)
-        except Conflict as exc:
-            form.add_error(None, str(exc))
-            status = 409
-        else:
+            ),
+        )
+        if assignment is not None:
             messages.success(
                 request,
                 _("%(name)s is stationed at %(department)s.")
@@ -947,14 +942,10 @@ def roster_optimise(request: HttpRequest, code: str) -> HttpResponse:
     status = 400
     if form.is_valid():
         start, weeks = form.cleaned_data["start"], form.cleaned_data["weeks"]
-        try:
-            run = services.roster_optimise(actor=user, programme=programme, start=start, weeks=weeks)
-        except ValidationError as exc:
-            _errors_to_form(form, exc)
-        except Conflict as exc:
-            form.add_error(None, str(exc))
-            status = 409
-        else:
+        run, status = _attempt(
+            form, lambda: services.roster_optimise(actor=user, programme=programme, start=start, weeks=weeks)
+        )
+        if run is not None:
             messages.success(
                 request,
                 _("Roster planned for %(weeks)d weeks from %(start)s (%(status)s, %(seconds).1f s).")
@@ -1117,15 +1108,10 @@ def assignment_edit(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
         )
         planned = RosterDay.objects.filter(assignment=assignment)
         before = planned.count() if changes else 0
-        try:
-            if changes:
-                services.assignment_update(actor=user, assignment=assignment, **changes)
-        except ValidationError as exc:
-            _errors_to_form(form, exc)
-        except Conflict as exc:
-            form.add_error(None, str(exc))
-            status = 409
-        else:
+        _done, status = _attempt(
+            form, lambda: services.assignment_update(actor=user, assignment=assignment, **changes) if changes else None
+        )
+        if status == 200:
             messages.success(request, _("The assignment is saved.") if changes else _("Nothing was changed."))
             removed = before - planned.count() if changes else 0
             if removed > 0:
@@ -1153,16 +1139,13 @@ def assignment_withdraw(request: HttpRequest, public_id: uuid.UUID) -> HttpRespo
     form = WithdrawForm(request.POST)
     status = 400
     if form.is_valid():
-        try:
-            services.assignment_withdraw(
+        _done, status = _attempt(
+            form,
+            lambda: services.assignment_withdraw(
                 actor=user, assignment=assignment, on=form.cleaned_data["on"], reason=form.cleaned_data["reason"]
-            )
-        except ValidationError as exc:
-            _errors_to_form(form, exc)
-        except Conflict as exc:
-            form.add_error(None, str(exc))
-            status = 409
-        else:
+            ),
+        )
+        if status == 200:
             messages.success(request, _("The assignment is withdrawn."))
             return HttpResponseRedirect(_assignment_url(assignment))
     return _assignment_page(request, assignment, status, withdraw_form=form)
@@ -1177,14 +1160,10 @@ def leave_add(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
     form = LeaveEntryForm(request.POST)
     status = 400
     if form.is_valid():
-        try:
-            services.leave_add(actor=user, practitioner=assignment.practitioner, **form.cleaned_data)
-        except ValidationError as exc:
-            _errors_to_form(form, exc)
-        except Conflict as exc:
-            form.add_error(None, str(exc))
-            status = 409
-        else:
+        _done, status = _attempt(
+            form, lambda: services.leave_add(actor=user, practitioner=assignment.practitioner, **form.cleaned_data)
+        )
+        if status == 200:
             messages.success(request, _("Leave recorded; planned days inside it were removed."))
             return HttpResponseRedirect(_assignment_url(assignment, "leave"))
     return _assignment_page(request, assignment, status, leave_form=form)
@@ -1627,17 +1606,17 @@ def calendar(request: HttpRequest) -> HttpResponse:
     form = CalendarDayForm(request.POST)
     if form.is_valid():
         data = form.cleaned_data
-        try:
-            services.calendar_day_set(
+        _done, status = _attempt(
+            form,
+            lambda: services.calendar_day_set(
                 actor=user,
                 date=data["date"],
                 is_workday=data["is_workday"],
                 name_zh=data["name_zh"],
                 name_en=data["name_en"],
-            )
-        except ValidationError as exc:
-            _errors_to_form(form, exc)
-        else:
+            ),
+        )
+        if status == 200:
             messages.success(request, _("%(day)s saved in the working calendar.") % {"day": data["date"].isoformat()})
             return HttpResponseRedirect(f"{reverse('dispatch:calendar')}?year={data['date'].year}")
     return render(request, "dispatch/calendar.html", _calendar_context(year, form, can_edit=can_edit), status=400)

@@ -41,6 +41,7 @@ from yilian.referrals.workflow import Action, Side
 from yilian.registry.models import Consortium, ConsortiumMember, Department, Institution, Region, RegionLevel, User
 from yilian.registry.selectors import user_scope
 from yilian.surveys import services as survey_services
+from yilian.web.forms import errors_to_form
 
 PAGE_SIZE = 25
 
@@ -215,15 +216,7 @@ _ERROR_FIELD = {
 
 
 def _errors_to_form(form: Any, exc: ValidationError) -> None:
-    if hasattr(exc, "error_dict"):
-        for field, errors in exc.message_dict.items():
-            field = field if field in form.fields else _ERROR_FIELD.get(field, field)
-            target = field if field in form.fields else None
-            for message in errors:
-                form.add_error(target, message)
-    else:
-        for message in exc.messages:
-            form.add_error(None, message)
+    errors_to_form(form, exc, _ERROR_FIELD)
 
 
 def _create_from_form(user: User, data: dict[str, Any], *, send: bool, files: list[Any]) -> Referral:

@@ -5,6 +5,7 @@ from typing import Any
 
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
+from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from yilian.core.models import AuditAction
@@ -12,6 +13,19 @@ from yilian.core.models import AuditAction
 # Dates outside this range cannot be turned into time-zone-aware moments on every database.
 EARLIEST = dt.date(1900, 1, 1)
 LATEST = dt.date(9998, 12, 31)
+
+
+def errors_to_form(form: forms.Form, exc: ValidationError, field_for: dict[str, str] | None = None) -> None:
+    """A service's ValidationError on the form: each message on its field when the form has one
+    (``field_for`` maps a service's field name to the form's where they differ), else on the form."""
+    if not hasattr(exc, "error_dict"):
+        for message in exc.messages:
+            form.add_error(None, message)
+        return
+    for name, errors in exc.message_dict.items():
+        target = name if name in form.fields else (field_for or {}).get(name, name)
+        for message in errors:
+            form.add_error(target if target in form.fields else None, message)
 
 
 class LoginForm(AuthenticationForm):

@@ -35,6 +35,7 @@ def test_the_office_plans_the_roster_and_the_expert_checks_in_and_logs_on_a_phon
     page.set_viewport_size({"width": 1280, "height": 900})
     log_in(page, site, "office")
     page.locator("#nav-stationing").click()
+    shot(page, "stationing-list")
     page.locator(f"tr[data-programme='{PROGRAMME}'] a").first.click()
     header = page.locator("#programme-header")
     expect(header).to_contain_text("衢州市人民医院")
@@ -81,6 +82,13 @@ def test_the_office_plans_the_roster_and_the_expert_checks_in_and_logs_on_a_phon
     page.goto(f"{site}/stationing/{PROGRAMME}/attendance/")
     expect(page.locator("#attendance-table")).to_contain_text("陈志远")
     shot(page, "stationing-attendance")
+    # ... his assignment page, and the shared working calendar of next year (read only for an office).
+    page.locator("#attendance-table a", has_text="陈志远").first.click()
+    expect(page.locator("#assignment-grid")).to_be_visible()
+    shot(page, "stationing-assignment")
+    page.goto(f"{site}/stationing/calendar/?year={today.year + 1}")
+    expect(page.locator("#calendar-admin-only")).to_be_visible()
+    shot(page, "stationing-calendar")
 
     # The expert, on his phone: my week, check in, log the day.
     phone_context = browser.new_context(

@@ -770,7 +770,7 @@ def test_unmet_need_on_a_weekday_is_stored_as_a_shortfall_and_explained(
     assert data["department"] == str(assignment.host_department.public_id)
     label = data["label"]
     assert label == department  # the host is the programme's; the page names the department alone
-    shortfall = services.shortfall_from_json(data)
+    shortfall = solver.shortfall_from_json(data)
     with translation.override("en"):
         assert explain.describe(shortfall) == [
             f"{label} is short 1 expert on 2026-10-13 (operating day).",
@@ -792,7 +792,7 @@ def test_weekly_demand_above_the_commitments_is_a_shortfall_with_its_capacity(
     (data,) = run.shortfalls
     assert (data["kind"], data["week"], data["missing"]) == ("week", "2026-10-12", 1)
     with translation.override("en"):
-        lines = explain.describe(services.shortfall_from_json(data))
+        lines = explain.describe(solver.shortfall_from_json(data))
     assert lines[0] == f"{data['label']} is short 1 expert-day in the week of 2026-10-12."
     assert "the assigned experts commit 3 expert-days that week, 4 are needed" in lines[1:]
 
@@ -821,7 +821,7 @@ def test_shortfalls_survive_the_round_trip_through_the_run(office: User, qz2ph_p
         run = optimise(office, qz2ph_programme, WEEK, 1)
     (solution,) = solutions
     assert solution.shortfalls
-    assert [services.shortfall_from_json(s) for s in run.shortfalls] == solution.shortfalls
+    assert [solver.shortfall_from_json(s) for s in run.shortfalls] == solution.shortfalls
 
 
 def test_commitments_of_other_programmes_are_not_this_runs_shortfalls(office: User, qz2ph_programme: Programme) -> None:
