@@ -30,7 +30,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _sweep_once() -> None:
-    """One pass of the periodic work: referral deadlines and no-shows, then due webhook retries.
+    """One pass of the periodic work: referral deadlines and no-shows, consult deadlines and expiry,
+    then due webhook retries.
 
     Each part fails on its own (logged, tried again at the next pass, never fatal to the worker);
     the connection is closed afterwards because the beat sleeps longer than a connection should idle.
@@ -53,6 +54,19 @@ def _sweep_once() -> None:
             )
     except Exception:
         log.exception("the referral sweep failed; it runs again at the next pass")
+    try:
+        from yilian.consults.services import consult_sweep
+
+        consults = consult_sweep()
+        if consults.reminded or consults.escalated or consults.expired:
+            log.info(
+                "sweep: %s overdue consults reminded, %s escalated, %s expired",
+                consults.reminded,
+                consults.escalated,
+                consults.expired,
+            )
+    except Exception:
+        log.exception("the consult sweep failed; it runs again at the next pass")
     try:
         from yilian.notifications.services import webhooks_retry_due
 

@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "yilian.notifications",
     "yilian.surveys",
     "yilian.dispatch",
+    "yilian.consults",
     "yilian.web",
     "yilian.demo",
 ]

@@ -51,6 +51,14 @@ class Permission(models.TextChoices):
         "dispatch.confirm_attendance",
         _("Confirm or record the attendance of experts at one's hospital"),
     )
+    REQUEST_CONSULTS = "consults.request", _("Ask for teleconsultations, eConsults, MDT discussions and readings")
+    ANSWER_CONSULTS = "consults.answer", _("Answer consultations as an expert of one's hospital")
+    COORDINATE_CONSULTS = (
+        "consults.coordinate",
+        _("Coordinate one's hospital's consultations: assign experts, schedule, hold MDT meetings"),
+    )
+    OVERSEE_CONSULTS = "consults.oversee", _("Oversee the consortium's consultations; set their service levels")
+    VIEW_CONSULT_FIGURES = "consults.view_figures", _("See consultation figures (counts and times, no patients)")
     USE_ADMIN = "core.use_admin", _("Use the administration site")
 
 
@@ -73,6 +81,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.VIEW_SURVEY_RESULTS,
             Permission.VIEW_STATIONING,
             Permission.MANAGE_STATIONING,
+            Permission.OVERSEE_CONSULTS,
+            Permission.VIEW_CONSULT_FIGURES,
         }
     ),
     Role.HOSPITAL_ADMIN: frozenset(
@@ -89,6 +99,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.VIEW_SURVEY_RESULTS,
             Permission.VIEW_STATIONING,
             Permission.CONFIRM_ATTENDANCE,
+            Permission.COORDINATE_CONSULTS,
+            Permission.VIEW_CONSULT_FIGURES,
         }
     ),
     Role.DOCTOR: frozenset(
@@ -98,6 +110,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.MANAGE_REFERRALS_SEND,
             Permission.MANAGE_REFERRALS_RECEIVE,
             Permission.ISSUE_SURVEYS,
+            Permission.REQUEST_CONSULTS,
+            Permission.ANSWER_CONSULTS,
         }
     ),
     Role.STATIONED_EXPERT: frozenset(
@@ -110,6 +124,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.ISSUE_SURVEYS,
             Permission.VIEW_STATIONING,
             Permission.CHECK_IN,
+            Permission.REQUEST_CONSULTS,
+            Permission.ANSWER_CONSULTS,
         }
     ),
     Role.ONCALL_COORDINATOR: frozenset(
@@ -118,6 +134,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.VIEW_REFERRALS,
             Permission.MANAGE_REFERRALS_RECEIVE,
             Permission.ISSUE_SURVEYS,
+            Permission.COORDINATE_CONSULTS,
         }
     ),
     Role.COMMISSION_VIEWER: frozenset(
@@ -127,6 +144,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.VIEW_REFERRAL_FIGURES,
             Permission.VIEW_SURVEY_RESULTS,
             Permission.VIEW_STATIONING,
+            Permission.VIEW_CONSULT_FIGURES,
         }
     ),
     # The hospital's own quality staff: hand out survey links and posters, read the results and,

@@ -255,6 +255,27 @@ def leave_days(practitioner_ids: Iterable[int], start: dt.date, end: dt.date) ->
     return days
 
 
+def on_site_days(practitioner_ids: Iterable[int], start: dt.date, end: dt.date) -> list[tuple[int, dt.date, str]]:
+    """(expert, day, host institution's name) for each planned day on site in the window, for other
+    apps planning around the experts (MDT meetings); cancelled programmes and withdrawals excluded."""
+    rows = (
+        RosterDay.objects.filter(
+            assignment__practitioner_id__in=list(practitioner_ids),
+            date__gte=start,
+            date__lte=end,
+            kind=DayKind.ON_SITE,
+        )
+        .exclude(assignment__programme__status=ProgrammeStatus.CANCELLED)
+        .select_related("assignment__programme__host_institution")
+        .order_by("date", "assignment__practitioner_id")
+    )
+    return [
+        (r.assignment.practitioner_id, r.date, r.assignment.programme.host_institution.name)
+        for r in rows
+        if active_on(r.assignment, r.date)
+    ]
+
+
 def active_on(assignment: Assignment, day: dt.date) -> bool:
     last = assignment.last_day
     return assignment.starts_on <= day and (last is None or day <= last)

@@ -16,6 +16,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from yilian.core.files import FileKind
 from yilian.core.models import BaseModel
 from yilian.patients.models import Patient
 from yilian.registry.models import Consortium, Department, Institution, Practitioner
@@ -236,10 +237,7 @@ class ReferralAppointment(models.Model):
         return f"{self.scheduled_at:%Y-%m-%d %H:%M} {self.place}"
 
 
-class AttachmentKind(models.TextChoices):
-    PDF = "pdf", _("PDF document")
-    IMAGE = "image", _("Image")
-    DICOM = "dicom", _("DICOM image")
+AttachmentKind = FileKind  # PDF, image, DICOM: recognised by their first bytes (``yilian.core.files``)
 
 
 def _attachment_path(instance: ReferralAttachment, filename: str) -> str:

@@ -32,12 +32,12 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from yilian.core.audit import audit_record
+from yilian.core.files import inspect_upload
 from yilian.core.models import AuditAction
 from yilian.core.permissions import Permission
 from yilian.patients.models import Patient
 from yilian.referrals import workflow
 from yilian.referrals.models import (
-    AttachmentKind,
     ConsentMethod,
     Direction,
     IdempotencyKey,
@@ -633,18 +633,6 @@ def referral_reopen(*, actor: User, referral: Referral, reason: str) -> Referral
 # Attachments
 
 
-def _sniff(head: bytes) -> tuple[AttachmentKind, str] | None:
-    if head.startswith(b"%PDF-"):
-        return AttachmentKind.PDF, "application/pdf"
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return AttachmentKind.IMAGE, "image/png"
-    if head.startswith(b"\xff\xd8\xff"):
-        return AttachmentKind.IMAGE, "image/jpeg"
-    if len(head) >= 132 and head[128:132] == b"DICM":
-        return AttachmentKind.DICOM, "application/dicom"
-    return None
-
-
 def referral_attach(
     *, actor: User, referral: Referral, upload: UploadedFile, description: str = ""
 ) -> ReferralAttachment:
@@ -652,24 +640,7 @@ def referral_attach(
     if not sides & {Side.SENDER, Side.RECEIVER, Side.OFFICE}:
         raise PermissionDenied(_("You may not add files to this referral."))
     _refuse_files_when_ended(referral)
-    size = upload.size or 0
-    if size == 0:
-        raise ValidationError({"file": _("The file is empty.")})
-    if size > ATTACHMENT_MAX_BYTES:
-        raise ValidationError(
-            {"file": _("The file is larger than %(mb)s MB.") % {"mb": ATTACHMENT_MAX_BYTES // (1024 * 1024)}}
-        )
-    upload.seek(0)
-    head = upload.read(132)
-    upload.seek(0)
-    sniffed = _sniff(head)
-    if sniffed is None:
-        raise ValidationError({"file": _("Only PDF documents, PNG or JPEG images and DICOM files can be attached.")})
-    digest = hashlib.sha256()
-    for chunk in upload.chunks():
-        digest.update(chunk)
-    upload.seek(0)
-    name = (upload.name or "file").replace("/", "_").replace("\\", "_")[-120:]
+    inspected = inspect_upload(upload, max_bytes=ATTACHMENT_MAX_BYTES)
     with transaction.atomic():
         locked = Referral.objects.select_for_update().get(pk=referral.pk)
         _refuse_files_when_ended(locked)  # again under the lock: it may have ended a moment ago
@@ -679,22 +650,22 @@ def referral_attach(
             )
         attachment = ReferralAttachment(
             referral=locked,
-            filename=name,
-            kind=sniffed[0],
-            content_type=sniffed[1],
-            size=size,
-            sha256=digest.hexdigest(),
+            filename=inspected.name,
+            kind=inspected.kind,
+            content_type=inspected.content_type,
+            size=inspected.size,
+            sha256=inspected.sha256,
             description=description.strip()[:200],
             uploaded_by=actor,
         )
-        attachment.file.save(name, upload, save=False)
+        attachment.file.save(inspected.name, upload, save=False)
         try:
             attachment.save()
             audit_record(
                 actor=actor,
                 action=AuditAction.CREATE,
                 obj=attachment,
-                changes={"referral": locked.number, "kind": sniffed[0].value, "size": size},
+                changes={"referral": locked.number, "kind": inspected.kind.value, "size": inspected.size},
             )
         except BaseException:
             attachment.file.delete(save=False)  # no stored document without its record

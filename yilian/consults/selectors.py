@@ -1,0 +1,588 @@
+"""Reads of consults and MDT meetings, always scoped to what the acting user may see.
+
+Visibility (minimum necessary access):
+- on the requesting side: the requesting doctor, the person who wrote the request, the doctors
+  of the requesting department, and the requesting institution's consult coordinators;
+- on the consulted side: the consult's expert (or named expert), before one is chosen the
+  experts of the specialty pool, the experts and chair of its MDT meeting, and the consulted
+  institution's consult coordinators. An expert does not see the rest of the hospital's consults;
+- the consortium office sees its consortia's consults; a system administrator sees all;
+- reading the patient's identity on a consult (its page, its printable report) leaves an audit row.
+Figures (counts and times, no patients) are for those holding the figures permission.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Q, QuerySet
+from django.http import Http404
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from yilian.consults import workflow
+from yilian.consults.models import Consult, ConsultEvent, Kind, Meeting, Message, Opinion, Participant, Status
+from yilian.core.audit import audit_pii_read
+from yilian.core.permissions import Permission
+from yilian.patients.models import Patient
+from yilian.registry.models import Institution, Practitioner
+from yilian.registry.selectors import AnyUser, user_scope
+
+
+def _practitioner_ids(user: AnyUser) -> list[int]:
+    if not user.is_authenticated:
+        return []
+    return list(Practitioner.objects.filter(user_id=user.pk, is_active=True).values_list("pk", flat=True))
+
+
+def _visible_q(user: AnyUser) -> Q | None:
+    """None: no restriction (system administrator)."""
+    scope = user_scope(user)
+    if scope.is_global:
+        return None
+    q = Q(pk__in=[])
+    assert user.pk is not None
+    mine = Practitioner.objects.filter(user_id=user.pk, is_active=True)
+    request_at = scope.institution_ids_with(Permission.REQUEST_CONSULTS)
+    if request_at:
+        q |= Q(from_institution_id__in=request_at) & (
+            Q(created_by_id=user.pk)
+            | Q(from_practitioner__in=mine)
+            | Q(from_department_id__in=mine.exclude(department__isnull=True).values("department_id"))
+        )
+    answer_at = scope.institution_ids_with(Permission.ANSWER_CONSULTS)
+    if answer_at:
+        pool = (
+            Q(expert__isnull=True, named_expert__isnull=True, meeting__isnull=True)
+            & ~Q(kind=Kind.MDT)
+            & Q(to_department_id__in=mine.exclude(department__isnull=True).values("department_id"))
+        )
+        q |= Q(to_institution_id__in=answer_at) & (
+            Q(expert__in=mine)
+            | Q(named_expert__in=mine, expert__isnull=True)
+            | pool
+            | Q(meeting__participants__practitioner__in=mine)
+            | Q(meeting__chair__in=mine)
+        )
+    coordinate_at = scope.institution_ids_with(Permission.COORDINATE_CONSULTS)
+    if coordinate_at:
+        q |= Q(from_institution_id__in=coordinate_at) | Q(to_institution_id__in=coordinate_at)
+    if Permission.OVERSEE_CONSULTS in scope.permissions and scope.consortium_ids:
+        q |= Q(consortium_id__in=scope.consortium_ids)
+    return q
+
+
+def consult_queryset_visible_to(user: AnyUser) -> QuerySet[Consult]:
+    if not user.is_authenticated:
+        return Consult.objects.none()
+    q = _visible_q(user)
+    qs = Consult.objects.all() if q is None else Consult.objects.filter(pk__in=Consult.objects.filter(q).values("pk"))
+    return qs
+
+
+def can_use_consults(user: AnyUser) -> bool:
+    perms = user_scope(user).permissions
+    return bool(
+        perms
+        & {
+            Permission.REQUEST_CONSULTS,
+            Permission.ANSWER_CONSULTS,
+            Permission.COORDINATE_CONSULTS,
+            Permission.OVERSEE_CONSULTS,
+        }
+    )
+
+
+def access_consult(user: AnyUser, public_id: str) -> Consult:
+    """The consult with what its page shows: 404 when unknown, 403 when out of scope."""
+    try:
+        consult = (
+            Consult.objects.select_related(
+                "patient",
+                "consortium__lead_institution",
+                "agreement",
+                "from_institution",
+                "from_department",
+                "from_practitioner",
+                "to_institution",
+                "to_department",
+                "named_expert",
+                "expert",
+                "concluded_by",
+                "meeting__chair",
+                "created_by",
+            )
+            .filter(public_id=public_id)
+            .first()
+        )
+    except (ValueError, TypeError, ValidationError):
+        consult = None
+    if consult is None:
+        raise Http404(_("No such consult."))
+    if not consult_queryset_visible_to(user).filter(pk=consult.pk).exists():
+        raise PermissionDenied(_("This consult was not sent to you or by you."))
+    return consult
+
+
+IDENTITY_FIELDS = ["name", "id_number", "phone", "address"]
+
+
+def consult_patient(user: AnyUser, consult: Consult, *, purpose: str) -> Patient:
+    """The consult's patient, unmasked, leaving an audit row (the caller checked access)."""
+    audit_pii_read(actor=user, obj=consult.patient, fields=IDENTITY_FIELDS, purpose=f"{consult.number} {purpose}")
+    return consult.patient
+
+
+def attachment_open(user: AnyUser, public_id: str, attachment_id: str) -> object:
+    consult = access_consult(user, public_id)
+    attachment = consult.attachments.filter(public_id=attachment_id).first()
+    if attachment is None:
+        raise Http404(_("No such file."))
+    audit_pii_read(
+        actor=user, obj=consult.patient, fields=["attachment"], purpose=f"{consult.number} {attachment.filename}"
+    )
+    return attachment
+
+
+def consult_timeline(consult: Consult) -> list[ConsultEvent]:
+    return list(consult.events.select_related("institution").order_by("at", "id"))
+
+
+def consult_thread(consult: Consult) -> list[Message]:
+    return list(consult.messages.select_related("institution").order_by("created_at", "id"))
+
+
+@dataclass(frozen=True)
+class CurrentOpinion:
+    opinion: Opinion
+    corrections: int  # earlier versions by the same expert
+
+
+def consult_opinions(consult: Consult) -> list[CurrentOpinion]:
+    """The latest opinion of each expert, with how many times it was corrected."""
+    rows = list(consult.opinions.select_related("practitioner__department").order_by("created_at", "id"))
+    latest: dict[int, Opinion] = {}
+    count: dict[int, int] = defaultdict(int)
+    for row in rows:
+        latest[row.practitioner_id] = row
+        count[row.practitioner_id] += 1
+    return [CurrentOpinion(opinion=o, corrections=count[pid] - 1) for pid, o in latest.items()]
+
+
+# ----------------------------------------------------------------------------------------
+# Queues
+
+
+class Box:
+    ASKED = "asked"  # requested by me or my department
+    FOR_ME = "for_me"  # sent to me, assigned to me, or my pool's, or my meetings' cases
+    INCOMING = "incoming"  # all of my institution's incoming (coordinators)
+    OUTGOING = "outgoing"  # all of my institution's outgoing (coordinators)
+    OFFICE = "office"  # the consortium's (office)
+
+
+@dataclass
+class Queue:
+    box: str
+    rows: QuerySet[Consult]
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def boxes_for(user: AnyUser) -> list[str]:
+    scope = user_scope(user)
+    boxes = []
+    if scope.institution_ids_with(Permission.REQUEST_CONSULTS):
+        boxes.append(Box.ASKED)
+    if scope.institution_ids_with(Permission.ANSWER_CONSULTS):
+        boxes.append(Box.FOR_ME)
+    if scope.institution_ids_with(Permission.COORDINATE_CONSULTS):
+        boxes += [Box.INCOMING, Box.OUTGOING]
+    if Permission.OVERSEE_CONSULTS in scope.permissions:
+        boxes.append(Box.OFFICE)
+    return boxes
+
+
+def consult_queue(user: AnyUser, *, box: str, status: str = "", kind: str = "", overdue: bool = False) -> Queue:
+    if box not in boxes_for(user):
+        raise PermissionDenied(_("This list is not yours."))
+    scope = user_scope(user)
+    visible = consult_queryset_visible_to(user)
+    mine = _practitioner_ids(user)
+    if box == Box.ASKED:
+        qs = visible.filter(from_institution_id__in=scope.institution_ids_with(Permission.REQUEST_CONSULTS))
+        qs = qs.filter(
+            Q(created_by_id=user.pk)
+            | Q(from_practitioner_id__in=mine)
+            | Q(from_department_id__in=Practitioner.objects.filter(pk__in=mine).values("department_id"))
+        )
+    elif box == Box.FOR_ME:
+        qs = visible.filter(to_institution_id__in=scope.institution_ids_with(Permission.ANSWER_CONSULTS))
+    elif box == Box.INCOMING:
+        qs = visible.filter(to_institution_id__in=scope.institution_ids_with(Permission.COORDINATE_CONSULTS))
+    elif box == Box.OUTGOING:
+        qs = visible.filter(from_institution_id__in=scope.institution_ids_with(Permission.COORDINATE_CONSULTS))
+    else:
+        qs = visible if scope.is_global else visible.filter(consortium_id__in=scope.consortium_ids)
+    if kind:
+        qs = qs.filter(kind=kind)
+    counts: dict[str, int] = defaultdict(int)
+    for row in qs.order_by().values_list("status", flat=True):
+        counts[row] += 1
+    if overdue:
+        now = timezone.now()
+        qs = qs.filter(
+            Q(status__in=workflow.AWAITING_ACCEPT, accept_due_at__lt=now)
+            | Q(status__in=workflow.AWAITING_ANSWER, answer_due_at__lt=now)
+        )
+    if status:
+        qs = qs.filter(status=status)
+    rows = qs.select_related(
+        "patient", "from_institution", "to_institution", "to_department", "expert", "named_expert", "from_practitioner"
+    ).order_by("-requested_at", "-id")
+    return Queue(box=box, rows=rows, counts=dict(counts))
+
+
+def is_overdue(consult: Consult, now: dt.datetime | None = None) -> bool:
+    now = now or timezone.now()
+    if consult.status in workflow.AWAITING_ACCEPT:
+        return bool(consult.accept_due_at and consult.accept_due_at < now)
+    if consult.status in workflow.AWAITING_ANSWER:
+        return bool(consult.answer_due_at and consult.answer_due_at < now)
+    return False
+
+
+@dataclass(frozen=True)
+class Worklist:
+    to_accept: int = 0
+    to_answer: int = 0
+    to_close: int = 0
+    overdue: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.to_accept + self.to_answer + self.to_close
+
+
+def consult_worklist(user: AnyUser) -> Worklist | None:
+    """What waits for the user (home page); None when the user has no part in consults."""
+    boxes = boxes_for(user)
+    if not boxes:
+        return None
+    now = timezone.now()
+    to_accept = to_answer = to_close = overdue = 0
+    if Box.FOR_ME in boxes:
+        for c in consult_queue(user, box=Box.FOR_ME).rows.filter(status__in=workflow.OPEN):
+            sides = workflow.sides_of(user, c)
+            if workflow.Side.EXPERT not in sides and workflow.Side.CHAIR not in sides:
+                continue
+            if c.status == Status.REQUESTED:
+                to_accept += 1
+            elif c.status in workflow.AWAITING_ANSWER:
+                to_answer += 1
+            overdue += is_overdue(c, now)
+    if Box.ASKED in boxes:
+        to_close = (
+            consult_queue(user, box=Box.ASKED).rows.filter(status__in=[Status.ANSWERED, Status.CONCLUDED]).count()
+        )
+    return Worklist(to_accept=to_accept, to_answer=to_answer, to_close=to_close, overdue=overdue)
+
+
+def pool_experts(consult: Consult) -> list[Practitioner]:
+    """Who a coordinator may assign: the consulted institution's experts holding the title wanted,
+    the specialty's department first."""
+    from yilian.consults.services import answers_consults
+
+    candidates = Practitioner.objects.filter(institution_id=consult.to_institution_id, is_active=True).select_related(
+        "department", "user"
+    )
+    people = [p for p in candidates if workflow.meets_title(p, consult.wanted_title) and answers_consults(p)]
+    people.sort(key=lambda p: (p.department_id != consult.to_department_id, -workflow.TITLE_RANK.get(p.title, 0), p.pk))
+    return people
+
+
+def experts_at(institution: Institution) -> list[Practitioner]:
+    from yilian.consults.services import answers_consults
+
+    return [
+        p
+        for p in Practitioner.objects.filter(institution=institution, is_active=True).select_related(
+            "department", "user"
+        )
+        if answers_consults(p)
+    ]
+
+
+# ----------------------------------------------------------------------------------------
+# Meetings, conflicts and free times
+
+
+def meeting_queryset_visible_to(user: AnyUser) -> QuerySet[Meeting]:
+    scope = user_scope(user)
+    if scope.is_global:
+        return Meeting.objects.all()
+    mine = _practitioner_ids(user)
+    q = Q(participants__practitioner_id__in=mine) | Q(chair_id__in=mine)
+    q |= Q(institution_id__in=scope.institution_ids_with(Permission.COORDINATE_CONSULTS))
+    if Permission.OVERSEE_CONSULTS in scope.permissions:
+        q |= Q(consortium_id__in=scope.consortium_ids)
+    q |= Q(cases__in=consult_queryset_visible_to(user))
+    return Meeting.objects.filter(pk__in=Meeting.objects.filter(q).values("pk"))
+
+
+def access_meeting(user: AnyUser, public_id: str) -> Meeting:
+    try:
+        meeting = Meeting.objects.select_related("chair", "institution").filter(public_id=public_id).first()
+    except (ValueError, TypeError, ValidationError):
+        meeting = None
+    if meeting is None:
+        raise Http404(_("No such meeting."))
+    if not meeting_queryset_visible_to(user).filter(pk=meeting.pk).exists():
+        raise PermissionDenied(_("You are not part of this meeting."))
+    return meeting
+
+
+def meeting_cases(user: AnyUser, meeting: Meeting) -> list[Consult]:
+    """The agenda; cases the user may not see are listed without the patient (the view masks them)."""
+    return list(
+        meeting.cases.select_related("patient", "from_institution", "from_practitioner").order_by("agenda_order", "id")
+    )
+
+
+def meeting_participants(meeting: Meeting) -> list[Participant]:
+    return list(meeting.participants.select_related("practitioner__department").order_by("id"))
+
+
+def meetings_between(user: AnyUser, start: dt.datetime, end: dt.datetime) -> list[Meeting]:
+    return list(
+        meeting_queryset_visible_to(user)
+        .filter(starts_at__lt=end, ends_at__gt=start)
+        .select_related("chair", "institution")
+        .order_by("starts_at", "id")
+    )
+
+
+def sessions_between(user: AnyUser, start: dt.datetime, end: dt.datetime) -> list[Consult]:
+    """Scheduled teleconsultations (not MDT cases) the user sees, in the window."""
+    return list(
+        consult_queryset_visible_to(user)
+        .filter(kind=Kind.TELECONSULTATION, scheduled_start__lt=end, scheduled_end__gt=start)
+        .exclude(status__in=[Status.CANCELLED, Status.DECLINED, Status.EXPIRED])
+        .select_related("expert", "from_institution")
+        .order_by("scheduled_start", "id")
+    )
+
+
+@dataclass(frozen=True)
+class Conflict:
+    practitioner_id: int
+    text: str
+    blocking: bool  # another session or leave: refused; a day on site elsewhere: a note
+
+
+def conflicts_for(
+    practitioner_ids: list[int],
+    starts_at: dt.datetime,
+    ends_at: dt.datetime,
+    *,
+    exclude_meeting: int | None = None,
+    exclude_consult: int | None = None,
+) -> list[Conflict]:
+    """What stands in the way of these experts meeting in this window."""
+    names = {p.pk: p.name for p in Practitioner.objects.filter(pk__in=practitioner_ids)}
+    out: list[Conflict] = []
+    meetings = (
+        Meeting.objects.filter(status=Meeting.MeetingStatus.PLANNED, starts_at__lt=ends_at, ends_at__gt=starts_at)
+        .filter(Q(participants__practitioner_id__in=practitioner_ids) | Q(chair_id__in=practitioner_ids))
+        .distinct()
+    )
+    if exclude_meeting is not None:
+        meetings = meetings.exclude(pk=exclude_meeting)
+    for meeting in meetings.prefetch_related("participants"):
+        involved = {p.practitioner_id for p in meeting.participants.all()} | {meeting.chair_id}
+        for pid in sorted(involved & set(practitioner_ids)):
+            out.append(
+                Conflict(
+                    pid,
+                    _("%(name)s is in the MDT meeting “%(title)s” from %(start)s to %(end)s.")
+                    % {
+                        "name": names[pid],
+                        "title": meeting.title,
+                        "start": timezone.localtime(meeting.starts_at).strftime("%Y-%m-%d %H:%M"),
+                        "end": timezone.localtime(meeting.ends_at).strftime("%H:%M"),
+                    },
+                    True,
+                )
+            )
+    sessions = Consult.objects.filter(
+        kind=Kind.TELECONSULTATION,
+        status__in=[Status.SCHEDULED, Status.IN_DISCUSSION],
+        scheduled_start__lt=ends_at,
+        scheduled_end__gt=starts_at,
+        expert_id__in=practitioner_ids,
+    )
+    if exclude_consult is not None:
+        sessions = sessions.exclude(pk=exclude_consult)
+    for session in sessions:
+        assert session.expert_id is not None and session.scheduled_start is not None
+        out.append(
+            Conflict(
+                session.expert_id,
+                _("%(name)s has the teleconsultation %(number)s at %(start)s.")
+                % {
+                    "name": names[session.expert_id],
+                    "number": session.number,
+                    "start": timezone.localtime(session.scheduled_start).strftime("%Y-%m-%d %H:%M"),
+                },
+                True,
+            )
+        )
+    out += _stationing_conflicts(practitioner_ids, names, starts_at, ends_at)
+    return out
+
+
+def _stationing_conflicts(
+    practitioner_ids: list[int], names: dict[int, str], starts_at: dt.datetime, ends_at: dt.datetime
+) -> list[Conflict]:
+    """Leave blocks; a rostered day on site at a host hospital is a note (the meeting is online)."""
+    from yilian.dispatch import selectors as stationing
+
+    first, last = timezone.localdate(starts_at), timezone.localdate(ends_at)
+    out: list[Conflict] = []
+    for pid, days in stationing.leave_days(practitioner_ids, first, last).items():
+        for day in sorted(days):
+            out.append(Conflict(pid, _("%(name)s is on leave on %(day)s.") % {"name": names[pid], "day": day}, True))
+    for pid, day, host in stationing.on_site_days(practitioner_ids, first, last):
+        out.append(
+            Conflict(
+                pid,
+                _("%(name)s is on site at %(host)s on %(day)s (join online from there).")
+                % {"name": names[pid], "host": host, "day": day},
+                False,
+            )
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class Slot:
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+    notes: list[str]
+
+
+def free_slots(
+    practitioner_ids: list[int],
+    *,
+    first_day: dt.date,
+    days: int = 10,
+    minutes: int = 60,
+    hours: tuple[int, ...] = (8, 10, 14, 16),
+    limit: int = 8,
+    exclude_meeting: int | None = None,
+) -> list[Slot]:
+    """Times on working days when none of these experts has a blocking conflict, earliest first;
+    each with its notes (who is on site where)."""
+    from yilian.dispatch import selectors as stationing
+
+    horizon = stationing.calendar_horizon(first_day, first_day + dt.timedelta(days=days))
+    now = timezone.now()
+    slots: list[Slot] = []
+    for offset in range(days):
+        day = first_day + dt.timedelta(days=offset)
+        if day not in horizon.working_days:
+            continue
+        for hour in hours:
+            start = timezone.make_aware(dt.datetime.combine(day, dt.time(hour)))
+            if start < now:
+                continue
+            end = start + dt.timedelta(minutes=minutes)
+            conflicts = conflicts_for(practitioner_ids, start, end, exclude_meeting=exclude_meeting)
+            if any(c.blocking for c in conflicts):
+                continue
+            slots.append(Slot(start, end, [c.text for c in conflicts]))
+            if len(slots) >= limit:
+                return slots
+    return slots
+
+
+# ----------------------------------------------------------------------------------------
+# Figures for the indicators
+
+
+@dataclass
+class ConsultFigures:
+    institution_id: int
+    institution_name: str
+    requested: int = 0
+    delivered_by_kind: dict[str, int] = field(default_factory=dict)
+    answered_for_others: int = 0  # delivered as the consulted institution
+    closed: int = 0
+    referral_avoided: int = 0
+    response_hours: list[float] = field(default_factory=list)
+
+    @property
+    def delivered(self) -> int:
+        return sum(self.delivered_by_kind.values())
+
+    @property
+    def median_response_hours(self) -> float | None:
+        return round(statistics.median(self.response_hours), 1) if self.response_hours else None
+
+    @property
+    def p90_response_hours(self) -> float | None:
+        if not self.response_hours:
+            return None
+        if len(self.response_hours) == 1:
+            return round(self.response_hours[0], 1)
+        return round(statistics.quantiles(self.response_hours, n=10, method="inclusive")[-1], 1)
+
+    @property
+    def referral_avoided_share(self) -> float | None:
+        return round(self.referral_avoided / self.closed, 3) if self.closed else None
+
+
+def consult_figures(user: AnyUser, *, start: dt.date, end: dt.date) -> list[ConsultFigures]:
+    """Per requesting institution: consults requested and delivered (answered or concluded) in the
+    period by kind, response time (request to answer, eConsults and readings) median and 90th
+    percentile in hours, share of close-outs with a referral avoided; per consulted institution,
+    consults it delivered. Scoped to the institutions the user may see figures for."""
+    scope = user_scope(user)
+    if Permission.VIEW_CONSULT_FIGURES not in scope.permissions:
+        raise PermissionDenied(_("You may not see consultation figures."))
+    if end < start:
+        raise ValidationError({"end": _("The end of the period is before its start.")})
+    from yilian.registry.selectors import institution_queryset_visible_to
+
+    visible = {i.pk: i.name for i in institution_queryset_visible_to(user)}
+    lo = timezone.make_aware(dt.datetime.combine(start, dt.time.min))
+    hi = timezone.make_aware(dt.datetime.combine(end + dt.timedelta(days=1), dt.time.min))
+    figures: dict[int, ConsultFigures] = {}
+
+    def row(iid: int) -> ConsultFigures:
+        if iid not in figures:
+            figures[iid] = ConsultFigures(iid, visible[iid])
+        return figures[iid]
+
+    for c in Consult.objects.filter(requested_at__gte=lo, requested_at__lt=hi).values("from_institution_id", "kind"):
+        if c["from_institution_id"] in visible:
+            row(c["from_institution_id"]).requested += 1
+    delivered = Consult.objects.filter(answered_at__gte=lo, answered_at__lt=hi, status__in=workflow.DELIVERED)
+    for c in delivered.values("from_institution_id", "to_institution_id", "kind", "requested_at", "answered_at"):
+        if c["from_institution_id"] in visible:
+            r = row(c["from_institution_id"])
+            r.delivered_by_kind[c["kind"]] = r.delivered_by_kind.get(c["kind"], 0) + 1
+            if c["kind"] in workflow.WRITTEN and c["answered_at"] is not None:
+                r.response_hours.append((c["answered_at"] - c["requested_at"]).total_seconds() / 3600)
+        if c["to_institution_id"] in visible:
+            row(c["to_institution_id"]).answered_for_others += 1
+    closed = Consult.objects.filter(status=Status.CLOSED, closed_at__gte=lo, closed_at__lt=hi)
+    for iid, avoided in closed.values_list("from_institution_id", "referral_avoided"):
+        if iid in visible:
+            r = row(iid)
+            r.closed += 1
+            r.referral_avoided += bool(avoided)
+    return sorted(figures.values(), key=lambda f: f.institution_name)
