@@ -3,8 +3,9 @@
 Invariants:
 - every write goes through ``yilian.registry.services`` with ``actor=None``, so each row
   has its audit event, exactly as if an operator had entered it; the exception is the
-  referral history (``yilian.demo.referrals``) and the survey history (``yilian.demo.surveys``):
-  synthetic history written in bulk, with one audit row for each whole run;
+  referral history (``yilian.demo.referrals``), the consult history (``yilian.demo.consults``)
+  and the survey history (``yilian.demo.surveys``): synthetic history written in bulk, with one
+  audit row for each whole run;
 - seeding is idempotent: every object is looked up by its natural key first and skipped
   when present, so a second run creates nothing and appends no audit rows;
 - everything random comes from ``random.Random(seed)``; the generated practitioners depend
@@ -24,6 +25,7 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 
 from yilian.core.permissions import Role
+from yilian.demo.consults import seed_consults
 from yilian.demo.dispatch import seed_dispatch
 from yilian.demo.pdf import simple_pdf
 from yilian.demo.referrals import seed_referrals
@@ -243,6 +245,7 @@ class SeedReport:
     referrals: int = 0
     programmes: int = 0
     roster_days: int = 0
+    consults: int = 0
     survey_responses: int = 0
 
     @property
@@ -1553,5 +1556,8 @@ def seed_demo(*, seed: int = 2018, scale: int = 1) -> SeedReport:
         seeder.created["departments"] += stationing.departments
         seeder.created["programmes"] += stationing.programmes
         seeder.created["roster_days"] += stationing.roster_days
+        consults = seed_consults(seed=seed)
+        for name in ("users", "memberships", "practitioners", "patients", "consults"):
+            seeder.created[name] += getattr(consults, name)
         seeder.created["survey_responses"] += seed_surveys(seed=seed)
     return seeder.report()

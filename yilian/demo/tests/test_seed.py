@@ -19,6 +19,7 @@ from django.utils import timezone
 from yilian.core.audit import audit_verify
 from yilian.core.models import AuditAction, AuditEvent
 from yilian.core.permissions import Role
+from yilian.demo.consults import ACCOUNTS as CONSULT_ACCOUNTS
 from yilian.demo.referrals import HISTORY_USERNAME, ROUND_SIZE, seed_referrals
 from yilian.demo.seed import (
     ALLOCATION,
@@ -79,7 +80,7 @@ def _fast_passwords(settings: Any) -> None:
 def _row_counts() -> dict[str, int]:
     counts = {
         model._meta.label: model._default_manager.count()
-        for app in ("registry", "patients", "referrals")
+        for app in ("registry", "patients", "referrals", "consults")
         for model in apps.get_app_config(app).get_models()
     }
     counts["agreement parties"] = Agreement.parties.through.objects.count()
@@ -151,7 +152,7 @@ def _snapshot() -> dict[str, list[tuple[Any, ...]]]:
 
 
 def _wipe_referrals() -> None:
-    """Delete the survey, stationing and referral history and its patients (inside the test's transaction)."""
+    """Delete the survey, stationing, consult and referral history and its patients (inside the test's transaction)."""
     survey_models = ("SurveyAnswer", "PosterScan", "SurveyResponse", "SurveyToken", "Poster")
     for name in survey_models:
         apps.get_model("surveys", name)._default_manager.all().delete()
@@ -170,6 +171,8 @@ def _wipe_referrals() -> None:
     )
     for name in dispatch_models:
         apps.get_model("dispatch", name)._default_manager.all().delete()
+    for name in ("Opinion", "Message", "ConsultEvent", "Attachment", "Participant", "Consult", "Meeting"):
+        apps.get_model("consults", name)._default_manager.all().delete()
     for model in (ReferralEvent, ReferralAppointment, ReferralAttachment, IdempotencyKey, Referral, Patient):
         model._default_manager.all().delete()
 
@@ -231,15 +234,19 @@ def test_every_created_row_is_audited_and_the_chain_verifies() -> None:
 
     new_events = AuditEvent.objects.filter(id__gt=last_before)
     # A consortium's audit row also covers the lead membership the service adds with it; the
-    # referral and survey histories (patients, referrals, survey responses) are synthetic and have
-    # one row for each run; a stationing programme has one row for itself and its history (roster days).
+    # referral, consult and survey histories (patients, referrals, consults, survey responses) are
+    # synthetic and have one row for each run; a stationing programme has one row for itself and its
+    # history (roster days).
     assert report.referrals > 0
+    assert report.consults > 0
     assert report.survey_responses > 0
     assert report.programmes == 5
-    synthetic = report.patients + report.referrals + report.survey_responses + report.roster_days
-    assert new_events.count() == report.total - report.consortia - synthetic + 2
+    synthetic = report.patients + report.referrals + report.consults + report.survey_responses + report.roster_days
+    assert new_events.count() == report.total - report.consortia - synthetic + 3
     history = new_events.get(object_type="referrals.referral")
     assert (history.action, history.changes["seeded"]) == (AuditAction.CREATE, report.referrals)
+    consults = new_events.get(object_type="consults.consult")
+    assert (consults.action, consults.changes["seeded"]) == (AuditAction.CREATE, report.consults)
     surveys = new_events.get(object_type="surveys.surveyresponse")
     assert (surveys.action, surveys.changes["seeded"]) == (AuditAction.CREATE, report.survey_responses)
     assert set(new_events.values_list("actor", flat=True)) == {None}
@@ -256,11 +263,13 @@ def test_report_counts_match_the_rows_created(fresh_seed: SeedReport) -> None:
     assert seeded.consortium_members == ConsortiumMember.objects.count()
     assert seeded.agreements == Agreement.objects.count()
     assert seeded.pairings == DepartmentPairing.objects.count()
-    assert seeded.users == User.objects.count() == len(DEMO_USERS) + 1  # and the history account
-    assert seeded.memberships == Membership.objects.count() == len(DEMO_USERS)
+    # and the history account, and the consult experts' accounts
+    assert seeded.users == User.objects.count() == len(DEMO_USERS) + 1 + len(CONSULT_ACCOUNTS)
+    assert seeded.memberships == Membership.objects.count() == len(DEMO_USERS) + len(CONSULT_ACCOUNTS)
     assert seeded.practitioners == Practitioner.objects.count()
     assert seeded.patients == Patient.objects.count()
     assert seeded.referrals == Referral.objects.count() >= ROUND_SIZE
+    assert seeded.consults == apps.get_model("consults", "Consult")._default_manager.count() > 0
     assert seeded.programmes == apps.get_model("dispatch", "Programme")._default_manager.count() == 5
     assert seeded.roster_days == apps.get_model("dispatch", "RosterDay")._default_manager.count() > 0
 
@@ -728,6 +737,7 @@ def test_patients_are_mostly_elderly(seeded: SeedReport) -> None:
         (first_referral.date() - birth).days // 365
         for birth, first_referral in Patient.objects.exclude(birth_date=None)
         .annotate(first=Min("referrals__created_at"))
+        .exclude(first=None)  # the consult history's patients were not referred
         .values_list("birth_date", "first")
     ]
     in_range = sum(55 <= age <= 85 for age in ages)
