@@ -17,6 +17,8 @@ from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 from ninja.security import APIKeyCookie, HttpBearer
 
+from yilian.consults.api import router as consults_router
+from yilian.consults.workflow import TransitionNotAllowed as ConsultTransitionNotAllowed
 from yilian.core.errors import Conflict
 from yilian.dispatch.api import router as dispatch_router
 from yilian.notifications.api import router as notifications_router
@@ -117,9 +119,10 @@ def _collides(request: HttpRequest, exc: Conflict) -> HttpResponse:
 
 
 @api.exception_handler(TransitionNotAllowed)
-def _not_now(request: HttpRequest, exc: TransitionNotAllowed) -> HttpResponse:
-    # The step is not possible from the referral's current status (or someone acted first):
-    # the caller is told that status, so a client can refresh without another call.
+@api.exception_handler(ConsultTransitionNotAllowed)
+def _not_now(request: HttpRequest, exc: TransitionNotAllowed | ConsultTransitionNotAllowed) -> HttpResponse:
+    # The step is not possible from the referral's or consult's current status (or someone acted
+    # first): the caller is told that status, so a client can refresh without another call.
     return api.create_response(request, {"detail": str(exc), "status": exc.status.value}, status=409)
 
 
@@ -187,3 +190,4 @@ api.add_router("/", patients_router)
 api.add_router("/", notifications_router)
 api.add_router("/", surveys_router)
 api.add_router("/", dispatch_router)
+api.add_router("/", consults_router)

@@ -705,7 +705,7 @@ def attendance_report(request: HttpRequest, code: str, query: Query[schemas.Peri
 
 @router.get(
     "/stationing/figures",
-    response={200: list[schemas.FiguresOut], **ERRORS},
+    response={200: list[schemas.StationingFiguresOut], **ERRORS},
     summary="Indicator inputs per host institution: doctors stationed, days, registrations, operations",
 )
 def figures(request: HttpRequest, query: Query[schemas.PeriodQuery]) -> Any:

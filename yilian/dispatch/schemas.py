@@ -406,7 +406,7 @@ class AttendanceReportOut(Schema):
     total: DaysOut
 
 
-class FiguresOut(Schema):
+class StationingFiguresOut(Schema):
     institution: InstitutionRef
     doctors_stationed: int
     days_committed: int

@@ -91,8 +91,13 @@ def _patient(user: User, payload: schemas.ReferralIn, institution: Institution) 
         patient = selectors.access_patient(user, str(payload.patient_id))
         # A record merged into another is referred as the person's current record.
         return patient.merged_into or patient
-    given = payload.patient
-    assert given is not None  # the schema requires one of the two
+    assert payload.patient is not None  # the schema requires one of the two
+    return register_given_patient(user, payload.patient, institution)
+
+
+def register_given_patient(user: User, given: schemas.PatientIn, institution: Institution) -> Patient:
+    """Register (or find by ID number) a patient given inline in a request; the patient's field
+    errors are located under ``patient.``. Shared by every API that takes a patient inline."""
     region = None
     if given.residence_region:
         region = Region.objects.filter(code=given.residence_region).first()
@@ -272,7 +277,7 @@ class Period(Schema):
         return self
 
 
-@router.get("/referrals/figures", response={200: schemas.FiguresOut, **ERRORS}, tags=["figures"])
+@router.get("/referrals/figures", response={200: schemas.ReferralFiguresOut, **ERRORS}, tags=["figures"])
 def referral_figures(request: HttpRequest, period: Query[Period]) -> dict[str, Any]:
     """Per institution, for referrals sent in [start, end): no patient data."""
     figures = selectors.referral_figures(_user(request), start=period.start, end=period.end)

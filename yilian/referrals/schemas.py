@@ -528,7 +528,7 @@ class FiguresRowOut(Schema):
     median_hours_to_outcome: float | None
 
 
-class FiguresOut(Schema):
+class ReferralFiguresOut(Schema):
     start: dt.date
     end: dt.date
     institutions: list[FiguresRowOut]
