@@ -14,21 +14,10 @@ from yilian.patients.models import Sex
 from yilian.referrals.models import ConsentMethod, Direction, RequestedService, Status, Urgency
 from yilian.referrals.services import DRAFT_FIELDS
 from yilian.registry.models import Department, Institution, Region
-from yilian.web.forms import EARLIEST, LATEST
+from yilian.web.forms import EARLIEST, LATEST, bootstrap_style
+from yilian.web.forms import AttachmentForm as AttachmentForm  # re-exported for the views
 
-
-def _style(form: forms.Form, small: bool = False) -> None:
-    size = " form-control-sm" if small else ""
-    for field in form.fields.values():
-        widget = field.widget
-        if isinstance(widget, forms.RadioSelect | forms.CheckboxInput):
-            continue
-        css = (
-            ("form-select" + size.replace("control", "select"))
-            if isinstance(widget, forms.Select)
-            else ("form-control" + size)
-        )
-        widget.attrs.setdefault("class", css)
+_style = bootstrap_style
 
 
 def _department_label(d: Department) -> str:
@@ -230,20 +219,6 @@ class OutcomeForm(forms.Form):
     )
     refer_back_on = forms.DateField(
         label=_("Refer back on"), required=False, widget=forms.DateInput(attrs={"type": "date"})
-    )
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        _style(self, small=True)
-
-
-class AttachmentForm(forms.Form):
-    file = forms.FileField(label=_("File"))
-    description = forms.CharField(
-        label=_("Description"),
-        max_length=200,
-        required=False,
-        widget=forms.TextInput(attrs={"placeholder": _("What is it? (optional)")}),
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

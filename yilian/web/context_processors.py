@@ -4,6 +4,7 @@ from typing import Any
 
 from django.http import HttpRequest
 
+from yilian.consults.selectors import can_use_consults
 from yilian.core.permissions import Permission
 from yilian.notifications.selectors import unread_count
 from yilian.registry import selectors
@@ -21,6 +22,7 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
         "nav_can_refer": Permission.VIEW_REFERRALS in scope.permissions,
         "nav_unread": unread_count(user),
         "nav_can_webhooks": Permission.MANAGE_WEBHOOKS in scope.permissions,
+        "nav_can_consult": can_use_consults(user) or Permission.VIEW_CONSULT_FIGURES in scope.permissions,
         "nav_can_survey_results": Permission.VIEW_SURVEY_RESULTS in scope.permissions,
         "nav_can_stationing": Permission.VIEW_STATIONING in scope.permissions,
         "nav_can_check_in": Permission.CHECK_IN in scope.permissions,

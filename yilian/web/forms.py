@@ -64,3 +64,34 @@ class AuditFilterForm(forms.Form):
         if data.get("since") and data.get("until") and data["since"] > data["until"]:
             raise forms.ValidationError(_("The start date is after the end date."))
         return data
+
+
+def bootstrap_style(form: forms.Form, small: bool = False) -> None:
+    """Bootstrap classes on a form's widgets (choices and check boxes keep their own)."""
+    size = " form-control-sm" if small else ""
+    for field in form.fields.values():
+        widget = field.widget
+        if isinstance(widget, forms.RadioSelect | forms.CheckboxInput | forms.CheckboxSelectMultiple):
+            continue
+        css = (
+            ("form-select" + size.replace("control", "select"))
+            if isinstance(widget, forms.Select)
+            else ("form-control" + size)
+        )
+        widget.attrs.setdefault("class", css)
+
+
+class AttachmentForm(forms.Form):
+    """One clinical file added to a record (referral, consult), with an optional description."""
+
+    file = forms.FileField(label=_("File"))
+    description = forms.CharField(
+        label=_("Description"),
+        max_length=200,
+        required=False,
+        widget=forms.TextInput(attrs={"placeholder": _("What is it? (optional)")}),
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        bootstrap_style(self, small=True)

@@ -21,6 +21,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from yilian.consults import selectors as consult_selectors
 from yilian.core.permissions import Permission
 from yilian.referrals import selectors as referral_selectors
 from yilian.registry import selectors, services
@@ -129,6 +130,8 @@ def home(request: HttpRequest) -> HttpResponse:
             "institution_count": selectors.institution_list_visible_to(request.user).count(),
             "practitioner_count": selectors.practitioner_list_visible_to(request.user).count(),
             "worklist": referral_selectors.referral_worklist(request.user),
+            "consult_worklist": consult_selectors.consult_worklist(request.user),
+            "consult_boxes": consult_selectors.boxes_for(request.user),
         },
     )
 

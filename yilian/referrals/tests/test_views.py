@@ -319,7 +319,8 @@ def test_home_page_counts_what_waits_for_the_coordinator_and_the_doctor(login, m
 def _stats(page: str) -> list[int]:
     import re
 
-    worklist = page[page.index('id="worklist"') : page.index('<div class="row g-3 mb-4">')]
+    start = page.index('id="worklist"')
+    worklist = page[start : page.index("</div></div>\n", start)]  # the referral card only
     return [int(n) for n in re.findall(r'<div class="stat[^"]*">(\d+)</div>', worklist)]
 
 
