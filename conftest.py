@@ -78,7 +78,8 @@ def _default_language() -> Any:
 
 @pytest.fixture
 def persona() -> Any:
-    """A demo persona by username: admin, office, expert, doctor, coordinator, hospadmin, commission, bijie, quality."""
+    """A demo persona by username: admin, office, expert, doctor, coordinator, hospadmin, commission, bijie, quality,
+    kaihua, telecentre, pathologist, radiologist."""
     from yilian.registry.models import User
 
     def get(username: str) -> User:

@@ -136,7 +136,9 @@ def announce(consult_id: int, event_id: int) -> None:
     if action in _TO_REQUESTER and event.side != Side.REQUESTER:
         zh, en = _TO_REQUESTER[action]
         _tell(requesters(consult), consult.from_institution, consult, zh, en)
-    if action in _TO_EXPERT and event.side in (Side.REQUESTER, Side.SYSTEM):
+    if action == Action.CANCEL and event.side in (Side.COORDINATOR, Side.OFFICE):
+        _tell(requesters(consult), consult.from_institution, consult, "会诊已取消", "Consult cancelled")
+    if action in _TO_EXPERT and event.side in (Side.REQUESTER, Side.SYSTEM, Side.COORDINATOR, Side.OFFICE):
         zh, en = _TO_EXPERT[action]
         _tell(experts(consult), consult.to_institution, consult, zh, en)
 

@@ -20,6 +20,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from yilian.core.files import FileKind
 from yilian.core.models import BaseModel
@@ -58,13 +59,13 @@ class Status(models.TextChoices):
     REQUESTED = "requested", _("Requested")
     ACCEPTED = "accepted", _("Accepted")
     DECLINED = "declined", _("Declined")
-    SCHEDULED = "scheduled", _("Scheduled")
+    SCHEDULED = "scheduled", pgettext_lazy("consult status", "Scheduled")
     IN_DISCUSSION = "in_discussion", _("In discussion")
     ANSWERED = "answered", _("Answered")
     CONCLUDED = "concluded", _("Concluded")
-    CLOSED = "closed", _("Closed")
+    CLOSED = "closed", pgettext_lazy("consult status", "Closed")
     CANCELLED = "cancelled", _("Cancelled")
-    EXPIRED = "expired", _("Expired")
+    EXPIRED = "expired", pgettext_lazy("consult status", "Expired")
 
 
 class ConsentMethod(models.TextChoices):

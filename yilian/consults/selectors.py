@@ -19,17 +19,27 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from yilian.consults import workflow
-from yilian.consults.models import Consult, ConsultEvent, Kind, Meeting, Message, Opinion, Participant, Status
+from yilian.consults.models import (
+    Attachment,
+    Consult,
+    ConsultEvent,
+    Kind,
+    Meeting,
+    Message,
+    Opinion,
+    Participant,
+    Status,
+)
 from yilian.core.audit import audit_pii_read
-from yilian.core.permissions import Permission
+from yilian.core.permissions import ROLE_PERMISSIONS, Permission
 from yilian.patients.models import Patient
-from yilian.registry.models import Institution, Practitioner
+from yilian.registry.models import Institution, Membership, Practitioner
 from yilian.registry.selectors import AnyUser, user_scope
 
 
@@ -37,6 +47,30 @@ def _practitioner_ids(user: AnyUser) -> list[int]:
     if not user.is_authenticated:
         return []
     return list(Practitioner.objects.filter(user_id=user.pk, is_active=True).values_list("pk", flat=True))
+
+
+def _answering_q(user: AnyUser) -> Q | None:
+    """The consults the user answers (or may take) as an expert: their own, named to them, their
+    pool's (the specialty's department, holding the title wanted, as ``workflow.may_answer_for``
+    has it), and the cases of their MDT meetings. None when they answer none."""
+    answer_at = user_scope(user).institution_ids_with(Permission.ANSWER_CONSULTS)
+    if not answer_at:
+        return None
+    assert user.pk is not None
+    mine = Practitioner.objects.filter(user_id=user.pk, is_active=True)
+    in_pool = Q(pk__in=[])
+    for department_id, title in mine.exclude(department__isnull=True).values_list("department_id", "title"):
+        rank = workflow.TITLE_RANK.get(title, 0)
+        titles = ["", *(t for t, r in workflow.TITLE_RANK.items() if r <= rank)]
+        in_pool |= Q(to_department_id=department_id, wanted_title__in=titles)
+    pool = Q(expert__isnull=True, named_expert__isnull=True, meeting__isnull=True) & in_pool
+    return Q(to_institution_id__in=answer_at) & (
+        Q(expert__in=mine)
+        | Q(named_expert__in=mine, expert__isnull=True)
+        | pool
+        | Q(meeting__participants__practitioner__in=mine)
+        | Q(meeting__chair__in=mine)
+    )
 
 
 def _visible_q(user: AnyUser) -> Q | None:
@@ -54,20 +88,9 @@ def _visible_q(user: AnyUser) -> Q | None:
             | Q(from_practitioner__in=mine)
             | Q(from_department_id__in=mine.exclude(department__isnull=True).values("department_id"))
         )
-    answer_at = scope.institution_ids_with(Permission.ANSWER_CONSULTS)
-    if answer_at:
-        pool = (
-            Q(expert__isnull=True, named_expert__isnull=True, meeting__isnull=True)
-            & ~Q(kind=Kind.MDT)
-            & Q(to_department_id__in=mine.exclude(department__isnull=True).values("department_id"))
-        )
-        q |= Q(to_institution_id__in=answer_at) & (
-            Q(expert__in=mine)
-            | Q(named_expert__in=mine, expert__isnull=True)
-            | pool
-            | Q(meeting__participants__practitioner__in=mine)
-            | Q(meeting__chair__in=mine)
-        )
+    answering = _answering_q(user)
+    if answering is not None:
+        q |= answering
     coordinate_at = scope.institution_ids_with(Permission.COORDINATE_CONSULTS)
     if coordinate_at:
         q |= Q(from_institution_id__in=coordinate_at) | Q(to_institution_id__in=coordinate_at)
@@ -124,6 +147,16 @@ def access_consult(user: AnyUser, public_id: str) -> Consult:
     if consult is None:
         raise Http404(_("No such consult."))
     if not consult_queryset_visible_to(user).filter(pk=consult.pk).exists():
+        if consult.expert is not None and workflow.may_answer_for(
+            workflow.practitioner_of(user), consult, user, as_offered=True
+        ):
+            # Offered to this expert's pool, then taken by a colleague: a race lost (409), not a refusal.
+            raise workflow.TransitionNotAllowed(
+                consult,
+                workflow.Action.ACCEPT,
+                _("%(name)s has already taken this consult; it is no longer in your pool.")
+                % {"name": consult.expert.name},
+            )
         raise PermissionDenied(_("This consult was not sent to you or by you."))
     return consult
 
@@ -137,7 +170,7 @@ def consult_patient(user: AnyUser, consult: Consult, *, purpose: str) -> Patient
     return consult.patient
 
 
-def attachment_open(user: AnyUser, public_id: str, attachment_id: str) -> object:
+def attachment_open(user: AnyUser, public_id: str, attachment_id: str) -> Attachment:
     consult = access_consult(user, public_id)
     attachment = consult.attachments.filter(public_id=attachment_id).first()
     if attachment is None:
@@ -220,7 +253,9 @@ def consult_queue(user: AnyUser, *, box: str, status: str = "", kind: str = "", 
             | Q(from_department_id__in=Practitioner.objects.filter(pk__in=mine).values("department_id"))
         )
     elif box == Box.FOR_ME:
-        qs = visible.filter(to_institution_id__in=scope.institution_ids_with(Permission.ANSWER_CONSULTS))
+        # As an expert only: someone who also coordinates finds the rest under "incoming".
+        answering = _answering_q(user)
+        qs = Consult.objects.none() if answering is None else visible.filter(answering)
     elif box == Box.INCOMING:
         qs = visible.filter(to_institution_id__in=scope.institution_ids_with(Permission.COORDINATE_CONSULTS))
     elif box == Box.OUTGOING:
@@ -274,16 +309,19 @@ def consult_worklist(user: AnyUser) -> Worklist | None:
         return None
     now = timezone.now()
     to_accept = to_answer = to_close = overdue = 0
-    if Box.FOR_ME in boxes:
-        for c in consult_queue(user, box=Box.FOR_ME).rows.filter(status__in=workflow.OPEN):
-            sides = workflow.sides_of(user, c)
-            if workflow.Side.EXPERT not in sides and workflow.Side.CHAIR not in sides:
-                continue
-            if c.status == Status.REQUESTED:
-                to_accept += 1
-            elif c.status in workflow.AWAITING_ANSWER:
-                to_answer += 1
-            overdue += is_overdue(c, now)
+    answering = _answering_q(user) if Box.FOR_ME in boxes else None
+    if answering is not None:
+        # One query, whatever the queue's length: the consults the user answers as an expert.
+        mine = Consult.objects.filter(pk__in=Consult.objects.filter(answering).values("pk"))
+        late = Q(status__in=workflow.AWAITING_ACCEPT, accept_due_at__lt=now) | Q(
+            status__in=workflow.AWAITING_ANSWER, answer_due_at__lt=now
+        )
+        row = mine.aggregate(
+            to_accept=Count("pk", filter=Q(status__in=workflow.AWAITING_ACCEPT)),
+            to_answer=Count("pk", filter=Q(status__in=workflow.AWAITING_ANSWER)),
+            overdue=Count("pk", filter=late),
+        )
+        to_accept, to_answer, overdue = int(row["to_accept"]), int(row["to_answer"]), int(row["overdue"])
     if Box.ASKED in boxes:
         to_close = (
             consult_queue(user, box=Box.ASKED).rows.filter(status__in=[Status.ANSWERED, Status.CONCLUDED]).count()
@@ -291,29 +329,31 @@ def consult_worklist(user: AnyUser) -> Worklist | None:
     return Worklist(to_accept=to_accept, to_answer=to_answer, to_close=to_close, overdue=overdue)
 
 
+def _answering(practitioners: QuerySet[Practitioner]) -> QuerySet[Practitioner]:
+    """Those whose account answers consults at their own institution: one query for any number
+    (an active membership there with a role that may answer; as ``services.answers_consults``)."""
+    roles = [role for role, perms in ROLE_PERMISSIONS.items() if Permission.ANSWER_CONSULTS in perms]
+    members = Membership.objects.filter(
+        user_id=OuterRef("user_id"), institution_id=OuterRef("institution_id"), role__in=roles, is_active=True
+    )
+    return practitioners.filter(is_active=True, user__is_active=True).filter(Exists(members))
+
+
 def pool_experts(consult: Consult) -> list[Practitioner]:
     """Who a coordinator may assign: the consulted institution's experts holding the title wanted,
     the specialty's department first."""
-    from yilian.consults.services import answers_consults
-
-    candidates = Practitioner.objects.filter(institution_id=consult.to_institution_id, is_active=True).select_related(
-        "department", "user"
+    candidates = _answering(Practitioner.objects.filter(institution_id=consult.to_institution_id)).select_related(
+        "department"
     )
-    people = [p for p in candidates if workflow.meets_title(p, consult.wanted_title) and answers_consults(p)]
+    people = [p for p in candidates if workflow.meets_title(p, consult.wanted_title)]
     people.sort(key=lambda p: (p.department_id != consult.to_department_id, -workflow.TITLE_RANK.get(p.title, 0), p.pk))
     return people
 
 
 def experts_at(institution: Institution) -> list[Practitioner]:
-    from yilian.consults.services import answers_consults
-
-    return [
-        p
-        for p in Practitioner.objects.filter(institution=institution, is_active=True).select_related(
-            "department", "user"
-        )
-        if answers_consults(p)
-    ]
+    return list(
+        _answering(Practitioner.objects.filter(institution=institution)).select_related("department").order_by("pk")
+    )
 
 
 # ----------------------------------------------------------------------------------------
@@ -346,7 +386,7 @@ def access_meeting(user: AnyUser, public_id: str) -> Meeting:
 
 
 def meeting_cases(user: AnyUser, meeting: Meeting) -> list[Consult]:
-    """The agenda; cases the user may not see are listed without the patient (the view masks them)."""
+    """The agenda in order. Callers show a case the user may not open by its number and status only."""
     return list(
         meeting.cases.select_related("patient", "from_institution", "from_practitioner").order_by("agenda_order", "id")
     )
@@ -522,7 +562,8 @@ class ConsultFigures:
     answered_for_others: int = 0  # delivered as the consulted institution
     closed: int = 0
     referral_avoided: int = 0
-    response_hours: list[float] = field(default_factory=list)
+    response_hours: list[float] = field(default_factory=list)  # eConsults: request to first answer
+    reading_minutes: list[float] = field(default_factory=list)  # urgent readings, frozen sections included
 
     @property
     def delivered(self) -> int:
@@ -530,26 +571,44 @@ class ConsultFigures:
 
     @property
     def median_response_hours(self) -> float | None:
-        return round(statistics.median(self.response_hours), 1) if self.response_hours else None
+        return _median(self.response_hours)
 
     @property
     def p90_response_hours(self) -> float | None:
-        if not self.response_hours:
-            return None
-        if len(self.response_hours) == 1:
-            return round(self.response_hours[0], 1)
-        return round(statistics.quantiles(self.response_hours, n=10, method="inclusive")[-1], 1)
+        return _p90(self.response_hours)
+
+    @property
+    def median_reading_minutes(self) -> float | None:
+        return _median(self.reading_minutes)
+
+    @property
+    def p90_reading_minutes(self) -> float | None:
+        return _p90(self.reading_minutes)
 
     @property
     def referral_avoided_share(self) -> float | None:
         return round(self.referral_avoided / self.closed, 3) if self.closed else None
 
 
+def _median(values: list[float]) -> float | None:
+    return round(statistics.median(values), 1) if values else None
+
+
+def _p90(values: list[float]) -> float | None:
+    """The inclusive 90th percentile (one value: itself)."""
+    if not values:
+        return None
+    if len(values) == 1:
+        return round(values[0], 1)
+    return round(statistics.quantiles(values, n=10, method="inclusive")[-1], 1)
+
+
 def consult_figures(user: AnyUser, *, start: dt.date, end: dt.date) -> list[ConsultFigures]:
     """Per requesting institution: consults requested and delivered (answered or concluded) in the
-    period by kind, response time (request to answer, eConsults and readings) median and 90th
-    percentile in hours, share of close-outs with a referral avoided; per consulted institution,
-    consults it delivered. Scoped to the institutions the user may see figures for."""
+    period by kind; response time (request to first answer) median and 90th percentile, eConsults
+    in hours (the Champlain BASE anchor) and urgent readings in minutes; the share of close-outs
+    with a referral avoided. Per consulted institution: consults it delivered. Scoped to the
+    institutions the user may see figures for."""
     scope = user_scope(user)
     if Permission.VIEW_CONSULT_FIGURES not in scope.permissions:
         raise PermissionDenied(_("You may not see consultation figures."))
@@ -570,13 +629,18 @@ def consult_figures(user: AnyUser, *, start: dt.date, end: dt.date) -> list[Cons
     for c in Consult.objects.filter(requested_at__gte=lo, requested_at__lt=hi).values("from_institution_id", "kind"):
         if c["from_institution_id"] in visible:
             row(c["from_institution_id"]).requested += 1
-    delivered = Consult.objects.filter(answered_at__gte=lo, answered_at__lt=hi, status__in=workflow.DELIVERED)
+    # Delivered when first answered or concluded (a later follow-up does not undo it).
+    delivered = Consult.objects.filter(answered_at__gte=lo, answered_at__lt=hi)
     for c in delivered.values("from_institution_id", "to_institution_id", "kind", "requested_at", "answered_at"):
+        assert c["answered_at"] is not None  # filtered on it
         if c["from_institution_id"] in visible:
             r = row(c["from_institution_id"])
             r.delivered_by_kind[c["kind"]] = r.delivered_by_kind.get(c["kind"], 0) + 1
-            if c["kind"] in workflow.WRITTEN and c["answered_at"] is not None:
-                r.response_hours.append((c["answered_at"] - c["requested_at"]).total_seconds() / 3600)
+            waited = (c["answered_at"] - c["requested_at"]).total_seconds()
+            if c["kind"] == Kind.ECONSULT:
+                r.response_hours.append(waited / 3600)
+            elif c["kind"] == Kind.READING:
+                r.reading_minutes.append(waited / 60)
         if c["to_institution_id"] in visible:
             row(c["to_institution_id"]).answered_for_others += 1
     closed = Consult.objects.filter(status=Status.CLOSED, closed_at__gte=lo, closed_at__lt=hi)

@@ -27,11 +27,10 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Max, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -180,7 +179,7 @@ def service_level_set(
 class Consent:
     obtained_by: str
     method: str
-    at: dt.datetime
+    at: dt.datetime | None
 
 
 def agreement_between(a: Institution, b: Institution, *, on: dt.date | None = None) -> Agreement | None:
@@ -286,6 +285,8 @@ def consult_request(
         errors["consent_obtained_by"] = _("Record who obtained the patient's written consent.")
     elif consent.method not in ConsentMethod.values:
         errors["consent_method"] = _("Record how the patient consented in writing.")
+    elif consent.at is None:
+        errors["consent_at"] = _("Record when the patient consented.")
     elif consent.at > now + dt.timedelta(minutes=5):
         errors["consent_at"] = _("The consent cannot be dated in the future.")
     agreement = None
@@ -308,6 +309,7 @@ def consult_request(
     if errors:
         raise ValidationError(errors)
     assert agreement is not None and consortium is not None and consent is not None and from_practitioner
+    assert consent.at is not None
     to_department = (
         Department.objects.filter(institution=to_institution, discipline=discipline, is_active=True)
         .order_by("id")
@@ -315,6 +317,15 @@ def consult_request(
     )
     if named_expert is not None and named_expert.department_id is not None:
         to_department = named_expert.department
+    elif named_expert is None and to_department is None:
+        raise ValidationError(
+            {
+                "discipline": _(
+                    "%(institution)s has no %(discipline)s department: name an expert or choose another specialty."
+                )
+                % {"institution": to_institution.name, "discipline": Discipline(discipline).label}
+            }
+        )
     levels = service_levels_for(consortium.pk, kind, urgency, reading_type)
     consult = Consult(
         number=new_number(),
@@ -394,6 +405,11 @@ def consult_accept(*, actor: User, consult: Consult, at: dt.datetime | None = No
 
     def effect(c: Consult, side: Side) -> dict[str, Any]:
         c.accepted_at = at or timezone.now()
+        c.escalation_level = 0  # reminders so far were about accepting; the answer has its own deadline
+        if c.kind in workflow.SESSION:
+            # To be scheduled within the accept period; scheduling sets the answer time from the session's end.
+            levels = service_levels_for(c.consortium_id, c.kind, c.urgency, c.reading_type)
+            c.answer_due_at = c.accepted_at + levels.accept_within
         if side == Side.EXPERT and c.expert_id is None and c.kind != Kind.MDT:
             c.expert = _actor_practitioner(actor, c)
         return {"expert": c.expert.name if c.expert else None}
@@ -438,6 +454,9 @@ def _refuse_conflicts(
 ) -> None:
     from yilian.consults.selectors import conflicts_for
 
+    # The people's rows are locked (in one order) so that two bookings of one expert at once are
+    # checked one after the other: the second sees the first. Callers hold a transaction.
+    list(Practitioner.objects.select_for_update().filter(pk__in=[p.pk for p in practitioners]).order_by("pk"))
     hard = [
         c
         for c in conflicts_for(
@@ -518,19 +537,26 @@ def consult_ask_info(*, actor: User, consult: Consult, text: str) -> Consult:
 
     def effect(c: Consult, side: Side) -> dict[str, Any]:
         _message(c, actor, MessageKind.INFO_REQUEST, text, c.to_institution_id)
+        # The answer clock stops while the expert waits for the requester.
+        c.answer_due_at = None
+        c.escalation_level = 0
         return {}
 
     return workflow.apply(consult_id=consult.pk, action=Action.ASK_INFO, actor=actor, effect=effect)
 
 
-def consult_provide_info(*, actor: User, consult: Consult, text: str) -> Consult:
+def consult_provide_info(*, actor: User, consult: Consult, text: str, at: dt.datetime | None = None) -> Consult:
+    """The requester's reply to a request for information: the expert's answer clock starts again."""
     text = _need_text(text)
 
     def effect(c: Consult, side: Side) -> dict[str, Any]:
         _message(c, actor, MessageKind.MESSAGE, text, c.from_institution_id)
+        levels = service_levels_for(c.consortium_id, c.kind, c.urgency, c.reading_type)
+        c.answer_due_at = (at or timezone.now()) + levels.answer_within
+        c.escalation_level = 0
         return {}
 
-    return workflow.apply(consult_id=consult.pk, action=Action.PROVIDE_INFO, actor=actor, effect=effect)
+    return workflow.apply(consult_id=consult.pk, action=Action.PROVIDE_INFO, actor=actor, effect=effect, at=at)
 
 
 def consult_answer(
@@ -554,14 +580,19 @@ def consult_answer(
     return workflow.apply(consult_id=consult.pk, action=Action.ANSWER, actor=actor, effect=effect, at=at)
 
 
-def consult_follow_up(*, actor: User, consult: Consult, text: str) -> Consult:
+def consult_follow_up(*, actor: User, consult: Consult, text: str, at: dt.datetime | None = None) -> Consult:
+    """A question on the answer: the expert has the service level's answer time again, from now
+    (the first answer's deadline has passed long ago and must not make the question overdue)."""
     text = _need_text(text)
 
     def effect(c: Consult, side: Side) -> dict[str, Any]:
         _message(c, actor, MessageKind.FOLLOW_UP, text, c.from_institution_id)
+        levels = service_levels_for(c.consortium_id, c.kind, c.urgency, c.reading_type)
+        c.answer_due_at = (at or timezone.now()) + levels.answer_within
+        c.escalation_level = 0
         return {}
 
-    return workflow.apply(consult_id=consult.pk, action=Action.FOLLOW_UP, actor=actor, effect=effect)
+    return workflow.apply(consult_id=consult.pk, action=Action.FOLLOW_UP, actor=actor, effect=effect, at=at)
 
 
 def consult_conclude(
@@ -770,13 +801,17 @@ def meeting_create(
     if not title.strip():
         errors["title"] = _("Give the meeting a title.")
     for person in [chair, *experts]:
-        if not answers_consults(person):
+        if person.institution_id != institution.pk:
+            errors["experts"] = _("%(name)s does not work at %(institution)s, which holds the meeting.") % {
+                "name": person.name,
+                "institution": institution.name,
+            }
+        elif not answers_consults(person):
             errors["experts"] = _("%(name)s does not answer consultations in Yilian.") % {"name": person.name}
     if errors:
         raise ValidationError(errors)
     _check_session_times(starts_at, ends_at, now=now or timezone.now())
     people = list({p.pk: p for p in [chair, *experts]}.values())
-    _refuse_conflicts(people, starts_at, ends_at)
     if consortium is None:
         from yilian.registry.models import ConsortiumMember
 
@@ -789,6 +824,7 @@ def meeting_create(
             raise ValidationError({"institution": _("The institution is not a member of any consortium.")})
         consortium = member.consortium
     with transaction.atomic():
+        _refuse_conflicts(people, starts_at, ends_at)
         meeting = Meeting.objects.create(
             number=new_number().replace("C", "M", 1),
             consortium=consortium,
@@ -826,9 +862,9 @@ def _locked_meeting(actor: User, meeting: Meeting) -> Meeting:
 def meeting_reschedule(
     *, actor: User, meeting: Meeting, starts_at: dt.datetime, ends_at: dt.datetime, now: dt.datetime | None = None
 ) -> Meeting:
-    _check_session_times(starts_at, ends_at, now=now or timezone.now())
     with transaction.atomic():
         locked = _locked_meeting(actor, meeting)
+        _check_session_times(starts_at, ends_at, now=now or timezone.now())
         people = [p.practitioner for p in locked.participants.select_related("practitioner")]
         _refuse_conflicts(people, starts_at, ends_at, exclude_meeting=locked.pk)
         previous = locked.starts_at.isoformat()
@@ -853,6 +889,13 @@ def meeting_reschedule(
 def meeting_invite(*, actor: User, meeting: Meeting, expert: Practitioner) -> Participant:
     with transaction.atomic():
         locked = _locked_meeting(actor, meeting)
+        if expert.institution_id != locked.institution_id:
+            raise ValidationError(
+                {
+                    "expert": _("%(name)s does not work at %(institution)s, which holds the meeting.")
+                    % {"name": expert.name, "institution": locked.institution.name}
+                }
+            )
         if not answers_consults(expert):
             raise ValidationError(
                 {"expert": _("%(name)s does not answer consultations in Yilian.") % {"name": expert.name}}
@@ -902,15 +945,21 @@ def meeting_add_case(*, actor: User, meeting: Meeting, consult: Consult) -> Cons
         raise ValidationError({"meeting": _("The meeting is held by another institution than the one consulted.")})
 
     def effect(c: Consult, side: Side) -> dict[str, Any]:
+        # Under the meeting's lock: a meeting cancelled a moment ago takes no more cases.
+        locked = Meeting.objects.select_for_update().get(pk=meeting.pk)
+        if locked.status != Meeting.MeetingStatus.PLANNED:
+            raise ValidationError(
+                {"meeting": _("The meeting is “%(status)s”.") % {"status": locked.get_status_display()}}
+            )
         previous = c.meeting.number if c.meeting else None
-        c.meeting = meeting
-        c.agenda_order = meeting.cases.count() + 1
-        c.scheduled_start, c.scheduled_end = meeting.starts_at, meeting.ends_at
-        c.meeting_url = meeting.meeting_url
+        c.meeting = locked
+        c.agenda_order = (locked.cases.exclude(pk=c.pk).aggregate(n=Max("agenda_order"))["n"] or 0) + 1
+        c.scheduled_start, c.scheduled_end = locked.starts_at, locked.ends_at
+        c.meeting_url = locked.meeting_url
         levels = service_levels_for(c.consortium_id, c.kind, c.urgency)
-        c.answer_due_at = meeting.ends_at + levels.answer_within
+        c.answer_due_at = locked.ends_at + levels.answer_within
         c.escalation_level = 0
-        return {"meeting": meeting.number, "previous": previous, "starts_at": meeting.starts_at.isoformat()}
+        return {"meeting": locked.number, "previous": previous, "starts_at": locked.starts_at.isoformat()}
 
     return workflow.apply(consult_id=consult.pk, action=Action.SCHEDULE, actor=actor, effect=effect)
 
@@ -935,9 +984,11 @@ def meeting_cancel(*, actor: User, meeting: Meeting, reason: str) -> Meeting:
     return locked
 
 
-def meeting_mark_held(*, actor: User, meeting: Meeting) -> Meeting:
+def meeting_mark_held(*, actor: User, meeting: Meeting, now: dt.datetime | None = None) -> Meeting:
     with transaction.atomic():
         locked = _locked_meeting(actor, meeting)
+        if locked.starts_at > (now or timezone.now()):
+            raise ValidationError({"meeting": _("The meeting has not started yet.")})
         locked.status = Meeting.MeetingStatus.HELD
         locked.save()
         _audit_meeting(actor, locked, AuditAction.UPDATE, status="held")
@@ -965,12 +1016,13 @@ def _due(consult: Consult) -> dt.datetime | None:
     return consult.accept_due_at if consult.status in workflow.AWAITING_ACCEPT else consult.answer_due_at
 
 
-def _bump(consult: Consult, level: int) -> bool:
+def _bump(consult: Consult, level: int, now: dt.datetime) -> bool:
     from yilian.consults import events
 
     with transaction.atomic():
         locked = Consult.objects.select_for_update().get(pk=consult.pk)
-        if locked.escalation_level != level - 1:
+        # Accepted, answered or rescheduled since it was selected: no longer due for this notice.
+        if locked.escalation_level != level - 1 or not Consult.objects.filter(_overdue_q(now), pk=locked.pk).exists():
             return False
         locked.escalation_level = level
         locked.save(update_fields=["escalation_level", "updated_at"])
@@ -985,12 +1037,12 @@ def consult_sweep(*, now: dt.datetime | None = None) -> SweepReport:
     now = now or timezone.now()
     reminded = escalated = expired = 0
     for consult in Consult.objects.filter(_overdue_q(now), escalation_level=0).order_by("pk")[:SWEEP_BATCH]:
-        reminded += _bump(consult, 1)
+        reminded += _bump(consult, 1, now)
     for consult in Consult.objects.filter(_overdue_q(now), escalation_level=1).order_by("pk")[:SWEEP_BATCH]:
         due = _due(consult)
         levels = service_levels_for(consult.consortium_id, consult.kind, consult.urgency, consult.reading_type)
         if due is not None and due + levels.escalate_after < now:
-            escalated += _bump(consult, 2)
+            escalated += _bump(consult, 2, now)
     for urgency, after in EXPIRE_AFTER.items():
         stale = Consult.objects.filter(status=Status.REQUESTED, urgency=urgency, requested_at__lt=now - after)
         for consult in stale.order_by("pk")[:SWEEP_BATCH]:
@@ -1000,7 +1052,3 @@ def consult_sweep(*, now: dt.datetime | None = None) -> SweepReport:
                 continue  # accepted meanwhile
             expired += 1
     return SweepReport(reminded=reminded, escalated=escalated, expired=expired)
-
-
-def site_link(path: str) -> str:
-    return settings.SITE_URL + path

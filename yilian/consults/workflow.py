@@ -27,11 +27,12 @@ from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models, transaction
 from django.utils import timezone
-from django.utils.translation import gettext
+from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from yilian.consults.models import Consult, ConsultEvent, Kind, Status
 from yilian.core.audit import audit_record
+from yilian.core.errors import Conflict
 from yilian.core.models import AuditAction
 from yilian.core.permissions import Permission
 from yilian.registry.models import Practitioner
@@ -54,7 +55,7 @@ class Action(models.TextChoices):
     ACCEPT = "accept", _("Accept")
     DECLINE = "decline", _("Decline")
     ASSIGN = "assign", _("Assign an expert")
-    SCHEDULE = "schedule", _("Schedule")
+    SCHEDULE = "schedule", pgettext_lazy("consult action", "Schedule")
     START = "start", _("Start the discussion")
     ASK_INFO = "ask_info", _("Ask for more information")
     PROVIDE_INFO = "provide_info", _("Provide the information")
@@ -63,7 +64,7 @@ class Action(models.TextChoices):
     CONCLUDE = "conclude", _("Conclude")
     CLOSE = "close", _("Close with the close-out")
     CANCEL = "cancel", _("Cancel")
-    EXPIRE = "expire", _("Expire")
+    EXPIRE = "expire", pgettext_lazy("consult action", "Expire")
 
 
 REQUESTER, EXPERT, CHAIR, COORDINATOR, OFFICE, SYSTEM = (
@@ -77,6 +78,7 @@ REQUESTER, EXPERT, CHAIR, COORDINATOR, OFFICE, SYSTEM = (
 ALL_KINDS = frozenset(Kind)
 WRITTEN = frozenset({K.ECONSULT, K.READING})  # answered in writing, no session
 SESSION = frozenset({K.TELECONSULTATION, K.MDT})  # held at a time, then concluded
+ONE_EXPERT = frozenset({K.ECONSULT, K.TELECONSULTATION, K.READING})  # an MDT case has its meeting's experts
 
 
 @dataclass(frozen=True)
@@ -109,15 +111,19 @@ TRANSITIONS: dict[tuple[Status, Action], Transition] = {
     # Prompt accept or decline (with a reason) by the consulted side.
     (S.REQUESTED, A.ACCEPT): _t(S.ACCEPTED, *_HANDLERS),
     (S.REQUESTED, A.DECLINE): _t(S.DECLINED, *_HANDLERS, reason=True),
-    (S.REQUESTED, A.ASSIGN): _t(S.REQUESTED, COORDINATOR, OFFICE),
+    (S.REQUESTED, A.ASSIGN): _t(S.REQUESTED, COORDINATOR, OFFICE, kinds=ONE_EXPERT),
     (S.REQUESTED, A.CANCEL): _t(S.CANCELLED, *_CANCELLERS, reason=True),
     (S.REQUESTED, A.EXPIRE): _t(S.EXPIRED, SYSTEM),
-    (S.ACCEPTED, A.ASSIGN): _t(S.ACCEPTED, COORDINATOR, OFFICE),
-    (S.ACCEPTED, A.SCHEDULE): _t(S.SCHEDULED, *_HANDLERS, kinds=SESSION),
+    (S.ACCEPTED, A.ASSIGN): _t(S.ACCEPTED, COORDINATOR, OFFICE, kinds=ONE_EXPERT),
+    # A teleconsultation is scheduled by its expert or the coordinator; an MDT case is put on a
+    # meeting's agenda by the coordinator of the meetings.
+    (S.ACCEPTED, A.SCHEDULE): _t(S.SCHEDULED, *_HANDLERS, kinds=SESSION, mdt=frozenset({COORDINATOR})),
     (S.ACCEPTED, A.ASK_INFO): _t(S.IN_DISCUSSION, EXPERT, kinds=WRITTEN),
     (S.ACCEPTED, A.ANSWER): _t(S.ANSWERED, EXPERT, kinds=WRITTEN),
     (S.ACCEPTED, A.CANCEL): _t(S.CANCELLED, *_CANCELLERS, reason=True),
-    (S.SCHEDULED, A.SCHEDULE): _t(S.SCHEDULED, *_HANDLERS, kinds=SESSION),  # a new time keeps the old in history
+    (S.SCHEDULED, A.SCHEDULE): _t(  # a new time keeps the old in history
+        S.SCHEDULED, *_HANDLERS, kinds=SESSION, mdt=frozenset({COORDINATOR})
+    ),
     (S.SCHEDULED, A.START): _t(
         S.IN_DISCUSSION, EXPERT, COORDINATOR, kinds=SESSION, mdt=frozenset({CHAIR, COORDINATOR})
     ),
@@ -142,8 +148,8 @@ AWAITING_ANSWER = frozenset({S.ACCEPTED, S.SCHEDULED, S.IN_DISCUSSION})
 DELIVERED = frozenset({S.ANSWERED, S.CONCLUDED, S.CLOSED})
 
 
-class TransitionNotAllowed(Exception):
-    """The step is not in the table from the consult's current status (HTTP 409)."""
+class TransitionNotAllowed(Conflict):
+    """The step is not in the table from the consult's current status (HTTP 409, a ``Conflict``)."""
 
     def __init__(self, consult: Consult, action: Action, message: str = "") -> None:
         self.status = Status(consult.status)
@@ -180,15 +186,18 @@ def practitioner_of(user: AnyUser) -> Practitioner | None:
     return Practitioner.objects.filter(user_id=user.pk, is_active=True).first()
 
 
-def may_answer_for(practitioner: Practitioner | None, consult: Consult, user: AnyUser) -> bool:
-    """The user is (or, before one is chosen, could become) this consult's expert."""
+def may_answer_for(
+    practitioner: Practitioner | None, consult: Consult, user: AnyUser, *, as_offered: bool = False
+) -> bool:
+    """The user is (or, before one is chosen, could become) this consult's expert; ``as_offered``:
+    was offered the request (named or in the pool), whoever took it since."""
     if practitioner is None or practitioner.institution_id != consult.to_institution_id:
         return False
     if consult.to_institution_id not in user_scope(user).institution_ids_with(Permission.ANSWER_CONSULTS):
         return False
     if consult.kind == Kind.MDT and consult.meeting_id is not None:
         return consult.meeting.participants.filter(practitioner=practitioner).exists()  # type: ignore[union-attr]
-    if consult.expert_id is not None:
+    if consult.expert_id is not None and not as_offered:
         return consult.expert_id == practitioner.pk
     if consult.named_expert_id is not None:
         return consult.named_expert_id == practitioner.pk
@@ -251,8 +260,17 @@ def allowed_actions(user: AnyUser | None, consult: Consult) -> list[Action]:
 def side_for(user: AnyUser | None, consult: Consult, action: Action) -> Side:
     """The side the user acts for; 403 for a step never theirs on this consult, 409 for one not now."""
     sides = sides_of(user, consult)
+    # A pool expert whom a colleague beat to the request was offered the step: refusing it now is
+    # a 409 like any other race, not a 403.
+    ever = sides
+    if (
+        user is not None
+        and EXPERT not in sides
+        and may_answer_for(practitioner_of(user), consult, user, as_offered=True)
+    ):
+        ever = sides | {EXPERT}
     if not any(
-        a == action and t.sides_for(consult.kind) & sides and consult.kind in t.kinds
+        a == action and t.sides_for(consult.kind) & ever and consult.kind in t.kinds
         for (_s, a), t in TRANSITIONS.items()
     ):
         raise PermissionDenied(gettext("You may not “%(action)s” this consult.") % {"action": action.label})

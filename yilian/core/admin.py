@@ -106,6 +106,34 @@ class AuditedAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                 )
 
 
+class ConsortiumScopedAdmin(AuditedAdmin):
+    """Rows that belong to one consortium (``consortium`` field): an office sees and changes its own
+    consortia's only, and picks among them when adding."""
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        from yilian.registry.selectors import user_scope
+
+        scope = user_scope(request.user)
+        qs = super().get_queryset(request).select_related("consortium")
+        return qs if scope.is_global else qs.filter(consortium_id__in=scope.consortium_ids)
+
+    def can_change_object(self, request: HttpRequest, obj: Any) -> bool:
+        from yilian.registry.selectors import user_scope
+
+        scope = user_scope(request.user)
+        return scope.is_global or obj.consortium_id in scope.consortium_ids
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "consortium":
+            from yilian.registry.models import Consortium
+            from yilian.registry.selectors import user_scope
+
+            scope = user_scope(request.user)
+            if not scope.is_global:
+                kwargs["queryset"] = Consortium.objects.filter(pk__in=scope.consortium_ids)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
 class AuditedInline(admin.TabularInline):  # type: ignore[type-arg]
     """Inline rows follow the parent's rights (our roles, not Django's per-model permissions);
     their saves are audited by ``AuditedAdmin.save_formset``."""
