@@ -23,7 +23,7 @@ from django.urls import reverse
 from django.utils import translation
 
 from yilian.consults import workflow
-from yilian.consults.models import Consult, ConsultEvent, Meeting, Message
+from yilian.consults.models import Consult, ConsultEvent, Meeting, Message, Status
 from yilian.consults.workflow import Action, Side
 from yilian.core.permissions import Role
 from yilian.notifications import services as notifications
@@ -193,3 +193,8 @@ def meeting_changed(meeting_id: int) -> None:
         title_en=title_en,
         link=reverse("consults:meeting", args=[meeting.public_id]),
     )
+    # The requesting doctors of the cases still on its agenda learn the new time on their consult.
+    for case in meeting.cases.filter(status__in=[Status.SCHEDULED, Status.IN_DISCUSSION]).select_related(
+        "from_practitioner__user", "created_by"
+    ):
+        _tell(requesters(case), None, case, "会诊时间变更", "Consult moved")

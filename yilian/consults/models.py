@@ -244,7 +244,7 @@ class Consult(BaseModel):
 
 
 class Participant(BaseModel):
-    """An expert invited to a meeting (MDT) or the one expert of a teleconsultation."""
+    """An expert invited to an MDT meeting (the chair included), with their answer."""
 
     class Response(models.TextChoices):
         PENDING = "pending", _("Not answered")

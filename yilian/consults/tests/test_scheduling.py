@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from typing import Any
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -223,16 +224,23 @@ def test_inviting_adds_an_expert_once_and_bumps_the_sequence(people: Cast) -> No
         services.meeting_invite(actor=people.coordinator, meeting=meeting, expert=busy)
 
 
-def test_rescheduling_a_meeting_moves_its_cases_and_their_deadlines(people: Cast) -> None:
+def test_rescheduling_a_meeting_moves_its_cases_and_their_deadlines(
+    people: Cast, django_capture_on_commit_callbacks: Any
+) -> None:
     day = working_day()
     meeting = factories.meeting(starts_at=at(day, 14))
     case = factories.consult_in(Status.SCHEDULED, Kind.MDT, on_meeting=meeting)
     assert case.scheduled_start == at(day, 14) and case.answer_due_at == at(day, 15) + 24 * HOUR
     later = day + dt.timedelta(days=1)
-    moved = services.meeting_reschedule(
-        actor=people.coordinator, meeting=meeting, starts_at=at(later, 9), ends_at=at(later, 11)
-    )
+    with django_capture_on_commit_callbacks(execute=True):
+        moved = services.meeting_reschedule(
+            actor=people.coordinator, meeting=meeting, starts_at=at(later, 9), ends_at=at(later, 11)
+        )
     assert moved.sequence == 1 and moved.starts_at == at(later, 9)
+    # The invited experts and the requesting doctor of the case are told.
+    assert Notification.objects.filter(user=people.expert, title_en__startswith="MDT meeting moved").count() == 1
+    told = Notification.objects.filter(user=people.requester, title_en__startswith="Consult moved")
+    assert told.filter(link__contains=str(case.public_id)).count() == 1
     stored = factories.reload(case)
     assert (stored.scheduled_start, stored.scheduled_end) == (at(later, 9), at(later, 11))
     assert stored.answer_due_at == at(later, 11) + 24 * HOUR
