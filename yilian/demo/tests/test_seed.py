@@ -205,8 +205,12 @@ def seeded() -> SeedReport:
 
 
 @pytest.fixture
-def fresh_seed() -> SeedReport:
-    """A seed into an empty registry (emptied inside the test's transaction, so it comes back)."""
+def fresh_seed(time_machine: Any) -> SeedReport:
+    """A seed into an empty registry (emptied inside the test's transaction, so it comes back).
+
+    The clock stands still for the test: the histories are cut at "now", so a second seed a few
+    seconds later could otherwise take in a step that fell due in between."""
+    time_machine.move_to(timezone.now(), tick=False)
     _wipe_registry()
     report = seed_demo()
     assert report.total > 0
