@@ -1854,7 +1854,10 @@ def _history_user() -> tuple[User, bool]:
     if user is not None:
         return user, False
     user = registry_services.user_create(
-        actor=None, username=HISTORY_USERNAME, password=secrets.token_urlsafe(32), display_name="转诊历史数据（演示）"
+        actor=None,
+        username=HISTORY_USERNAME,
+        password=secrets.token_urlsafe(32) + "-1",
+        display_name="转诊历史数据（演示）",
     )
     user.set_unusable_password()
     user.is_active = False
