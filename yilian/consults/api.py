@@ -116,7 +116,7 @@ def _meeting_summary(meeting: Meeting) -> dict[str, Any]:
 
 
 def _meeting_out(user: User, meeting: Meeting) -> dict[str, Any]:
-    cases = selectors.meeting_cases(user, meeting)
+    cases = selectors.meeting_cases(meeting)
     visible = set(
         selectors.consult_queryset_visible_to(user).filter(pk__in=[c.pk for c in cases]).values_list("pk", flat=True)
     )

@@ -14,7 +14,7 @@ from django.utils.translation import pgettext_lazy
 from yilian.consults.models import ConsentMethod, Kind, OutcomeValue, ReadingType, Status, Urgency
 from yilian.patients.models import Sex
 from yilian.registry.models import Discipline, Institution, Practitioner, ProfessionalTitle
-from yilian.web.forms import EARLIEST, LATEST, bootstrap_style
+from yilian.web.forms import EARLIEST, LATEST, DayInput, bootstrap_style
 from yilian.web.forms import AttachmentForm as AttachmentForm  # re-exported for the views
 
 _style = bootstrap_style
@@ -76,7 +76,7 @@ class ConsultRequestForm(forms.Form):
         help_text=_("Leave empty for an unidentified patient; the record can be merged later."),
     )
     sex = forms.ChoiceField(label=_("Sex"), choices=Sex.choices, initial=Sex.UNKNOWN)
-    birth_date = forms.DateField(label=_("Birth date"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    birth_date = forms.DateField(label=_("Birth date"), required=False, widget=DayInput())
     approximate_age = forms.IntegerField(label=_("Approximate age"), required=False, min_value=0, max_value=130)
     # The request
     from_institution = forms.ModelChoiceField(
@@ -266,8 +266,8 @@ class QueueFilterForm(forms.Form):
 
 
 class PeriodForm(forms.Form):
-    start = forms.DateField(label=_("From"), widget=forms.DateInput(attrs={"type": "date"}))
-    end = forms.DateField(label=_("To"), widget=forms.DateInput(attrs={"type": "date"}))
+    start = forms.DateField(label=_("From"), widget=DayInput())
+    end = forms.DateField(label=_("To"), widget=DayInput())
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -285,7 +285,7 @@ class PeriodForm(forms.Form):
 class MeetingTimeForm(forms.Form):
     """A date with a start and an end time (a meeting is held within one day)."""
 
-    date = forms.DateField(label=_("Date"), widget=forms.DateInput(attrs={"type": "date"}))
+    date = forms.DateField(label=_("Date"), widget=DayInput())
     start = forms.TimeField(label=_("Start"), widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"))
     end = forms.TimeField(label=_("End"), widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"))
 

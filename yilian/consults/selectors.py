@@ -264,15 +264,10 @@ def consult_queue(user: AnyUser, *, box: str, status: str = "", kind: str = "", 
         qs = visible if scope.is_global else visible.filter(consortium_id__in=scope.consortium_ids)
     if kind:
         qs = qs.filter(kind=kind)
-    counts: dict[str, int] = defaultdict(int)
-    for row in qs.order_by().values_list("status", flat=True):
-        counts[row] += 1
+    counts = {row["status"]: row["n"] for row in qs.order_by().values("status").annotate(n=Count("*"))}
     if overdue:
         now = timezone.now()
-        qs = qs.filter(
-            Q(status__in=workflow.AWAITING_ACCEPT, accept_due_at__lt=now)
-            | Q(status__in=workflow.AWAITING_ANSWER, answer_due_at__lt=now)
-        )
+        qs = qs.filter(overdue_q(now))
     if status:
         qs = qs.filter(status=status)
     rows = qs.select_related(
@@ -281,13 +276,25 @@ def consult_queue(user: AnyUser, *, box: str, status: str = "", kind: str = "", 
     return Queue(box=box, rows=rows, counts=dict(counts))
 
 
-def is_overdue(consult: Consult, now: dt.datetime | None = None) -> bool:
-    now = now or timezone.now()
+def due_at(consult: Consult) -> dt.datetime | None:
+    """The deadline running now: to accept, else to answer (or schedule); None once it has ended."""
     if consult.status in workflow.AWAITING_ACCEPT:
-        return bool(consult.accept_due_at and consult.accept_due_at < now)
+        return consult.accept_due_at
     if consult.status in workflow.AWAITING_ANSWER:
-        return bool(consult.answer_due_at and consult.answer_due_at < now)
-    return False
+        return consult.answer_due_at
+    return None
+
+
+def overdue_q(now: dt.datetime) -> Q:
+    """The consults past the deadline running now (as ``due_at``), for queries."""
+    return Q(status__in=workflow.AWAITING_ACCEPT, accept_due_at__lt=now) | Q(
+        status__in=workflow.AWAITING_ANSWER, answer_due_at__lt=now
+    )
+
+
+def is_overdue(consult: Consult, now: dt.datetime | None = None) -> bool:
+    due = due_at(consult)
+    return due is not None and due < (now or timezone.now())
 
 
 @dataclass(frozen=True)
@@ -313,9 +320,7 @@ def consult_worklist(user: AnyUser) -> Worklist | None:
     if answering is not None:
         # One query, whatever the queue's length: the consults the user answers as an expert.
         mine = Consult.objects.filter(pk__in=Consult.objects.filter(answering).values("pk"))
-        late = Q(status__in=workflow.AWAITING_ACCEPT, accept_due_at__lt=now) | Q(
-            status__in=workflow.AWAITING_ANSWER, answer_due_at__lt=now
-        )
+        late = overdue_q(now)
         row = mine.aggregate(
             to_accept=Count("pk", filter=Q(status__in=workflow.AWAITING_ACCEPT)),
             to_answer=Count("pk", filter=Q(status__in=workflow.AWAITING_ANSWER)),
@@ -329,9 +334,9 @@ def consult_worklist(user: AnyUser) -> Worklist | None:
     return Worklist(to_accept=to_accept, to_answer=to_answer, to_close=to_close, overdue=overdue)
 
 
-def _answering(practitioners: QuerySet[Practitioner]) -> QuerySet[Practitioner]:
+def answering(practitioners: QuerySet[Practitioner]) -> QuerySet[Practitioner]:
     """Those whose account answers consults at their own institution: one query for any number
-    (an active membership there with a role that may answer; as ``services.answers_consults``)."""
+    (an active membership there with a role that may answer)."""
     roles = [role for role, perms in ROLE_PERMISSIONS.items() if Permission.ANSWER_CONSULTS in perms]
     members = Membership.objects.filter(
         user_id=OuterRef("user_id"), institution_id=OuterRef("institution_id"), role__in=roles, is_active=True
@@ -342,7 +347,7 @@ def _answering(practitioners: QuerySet[Practitioner]) -> QuerySet[Practitioner]:
 def pool_experts(consult: Consult) -> list[Practitioner]:
     """Who a coordinator may assign: the consulted institution's experts holding the title wanted,
     the specialty's department first."""
-    candidates = _answering(Practitioner.objects.filter(institution_id=consult.to_institution_id)).select_related(
+    candidates = answering(Practitioner.objects.filter(institution_id=consult.to_institution_id)).select_related(
         "department"
     )
     people = [p for p in candidates if workflow.meets_title(p, consult.wanted_title)]
@@ -352,7 +357,7 @@ def pool_experts(consult: Consult) -> list[Practitioner]:
 
 def experts_at(institution: Institution) -> list[Practitioner]:
     return list(
-        _answering(Practitioner.objects.filter(institution=institution)).select_related("department").order_by("pk")
+        answering(Practitioner.objects.filter(institution=institution)).select_related("department").order_by("pk")
     )
 
 
@@ -385,7 +390,7 @@ def access_meeting(user: AnyUser, public_id: str) -> Meeting:
     return meeting
 
 
-def meeting_cases(user: AnyUser, meeting: Meeting) -> list[Consult]:
+def meeting_cases(meeting: Meeting) -> list[Consult]:
     """The agenda in order. Callers show a case the user may not open by its number and status only."""
     return list(
         meeting.cases.select_related("patient", "from_institution", "from_practitioner").order_by("agenda_order", "id")

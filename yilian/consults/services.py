@@ -34,7 +34,7 @@ from django.db.models import Max, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from yilian.consults import workflow
+from yilian.consults import selectors, workflow
 from yilian.consults.models import (
     Attachment,
     ConsentMethod,
@@ -204,11 +204,7 @@ def _consortium_for(agreement: Agreement, a: Institution, b: Institution) -> Con
 
 def answers_consults(practitioner: Practitioner) -> bool:
     """The practitioner's account may answer consults at their institution."""
-    if practitioner.user_id is None or not practitioner.is_active:
-        return False
-    return practitioner.institution_id in user_scope(practitioner.user).institution_ids_with(  # type: ignore[arg-type]
-        Permission.ANSWER_CONSULTS
-    )
+    return selectors.answering(Practitioner.objects.filter(pk=practitioner.pk)).exists()
 
 
 def _check_expert(practitioner: Practitioner, *, institution_id: int, wanted_title: str, field: str) -> None:
@@ -452,14 +448,12 @@ def _refuse_conflicts(
     exclude_meeting: int | None = None,
     exclude_consult: int | None = None,
 ) -> None:
-    from yilian.consults.selectors import conflicts_for
-
     # The people's rows are locked (in one order) so that two bookings of one expert at once are
     # checked one after the other: the second sees the first. Callers hold a transaction.
     list(Practitioner.objects.select_for_update().filter(pk__in=[p.pk for p in practitioners]).order_by("pk"))
     hard = [
         c
-        for c in conflicts_for(
+        for c in selectors.conflicts_for(
             [p.pk for p in practitioners],
             starts_at,
             ends_at,
@@ -1006,23 +1000,13 @@ class SweepReport:
     expired: int = 0
 
 
-def _overdue_q(now: dt.datetime) -> Q:
-    return Q(status__in=workflow.AWAITING_ACCEPT, accept_due_at__lt=now) | Q(
-        status__in=workflow.AWAITING_ANSWER, answer_due_at__lt=now
-    )
-
-
-def _due(consult: Consult) -> dt.datetime | None:
-    return consult.accept_due_at if consult.status in workflow.AWAITING_ACCEPT else consult.answer_due_at
-
-
 def _bump(consult: Consult, level: int, now: dt.datetime) -> bool:
     from yilian.consults import events
 
     with transaction.atomic():
         locked = Consult.objects.select_for_update().get(pk=consult.pk)
         # Accepted, answered or rescheduled since it was selected: no longer due for this notice.
-        if locked.escalation_level != level - 1 or not Consult.objects.filter(_overdue_q(now), pk=locked.pk).exists():
+        if locked.escalation_level != level - 1 or not selectors.is_overdue(locked, now):
             return False
         locked.escalation_level = level
         locked.save(update_fields=["escalation_level", "updated_at"])
@@ -1036,10 +1020,10 @@ def consult_sweep(*, now: dt.datetime | None = None) -> SweepReport:
     service level's further period has passed too; expire requests nobody accepted."""
     now = now or timezone.now()
     reminded = escalated = expired = 0
-    for consult in Consult.objects.filter(_overdue_q(now), escalation_level=0).order_by("pk")[:SWEEP_BATCH]:
+    for consult in Consult.objects.filter(selectors.overdue_q(now), escalation_level=0).order_by("pk")[:SWEEP_BATCH]:
         reminded += _bump(consult, 1, now)
-    for consult in Consult.objects.filter(_overdue_q(now), escalation_level=1).order_by("pk")[:SWEEP_BATCH]:
-        due = _due(consult)
+    for consult in Consult.objects.filter(selectors.overdue_q(now), escalation_level=1).order_by("pk")[:SWEEP_BATCH]:
+        due = selectors.due_at(consult)
         levels = service_levels_for(consult.consortium_id, consult.kind, consult.urgency, consult.reading_type)
         if due is not None and due + levels.escalate_after < now:
             escalated += _bump(consult, 2, now)

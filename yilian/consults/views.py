@@ -93,14 +93,6 @@ def _attempt(form: Any, call: Callable[[], T]) -> tuple[T | None, int]:
         return None, 409
 
 
-def _due(consult: Consult) -> dt.datetime | None:
-    if consult.status in workflow.AWAITING_ACCEPT:
-        return consult.accept_due_at
-    if consult.status in workflow.AWAITING_ANSWER:
-        return consult.answer_due_at
-    return None
-
-
 # ----------------------------------------------------------------------------------------
 # Queues
 
@@ -142,7 +134,7 @@ def queue(request: HttpRequest) -> HttpResponse:
     result = selectors.consult_queue(user, box=box, status=status, kind=kind, overdue=overdue)
     page = Paginator(result.rows, PAGE_SIZE).get_page(request.GET.get("page"))
     now = timezone.now()
-    rows = [Row(c, mask_name(c.patient.name), selectors.is_overdue(c, now), _due(c)) for c in page]
+    rows = [Row(c, mask_name(c.patient.name), selectors.is_overdue(c, now), selectors.due_at(c)) for c in page]
     context = {
         "box": box,
         "boxes": [(b, *_BOX_LABELS[b]) for b in boxes],
@@ -414,7 +406,7 @@ def _detail_context(
             (e, _step_label(e.action), _status_label(e.to_status)) for e in selectors.consult_timeline(consult)
         ],
         "overdue": selectors.is_overdue(consult),
-        "due": _due(consult),
+        "due": selectors.due_at(consult),
         "is_session": consult.kind in workflow.SESSION,
         "delivered": consult.status in workflow.DELIVERED,
     }
@@ -806,7 +798,7 @@ def _meeting_context(
 ) -> dict[str, Any]:
     forms = forms or {}
     participants = selectors.meeting_participants(meeting)
-    cases = selectors.meeting_cases(user, meeting)
+    cases = selectors.meeting_cases(meeting)
     visible = set(
         selectors.consult_queryset_visible_to(user).filter(pk__in=[c.pk for c in cases]).values_list("pk", flat=True)
     )

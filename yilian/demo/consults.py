@@ -43,7 +43,6 @@ import datetime as dt
 import itertools
 import math
 import random
-import secrets
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -1823,15 +1822,8 @@ def _ensure_people() -> tuple[int, int, int]:
             account = User.objects.filter(username=person.username).first()
             if account is None:
                 account = registry_services.user_create(
-                    actor=None,
-                    username=person.username,
-                    # Made unusable at once; the "-1" only satisfies the password rule (letters and a
-                    # digit or symbol), which a random token misses about once in ten thousand.
-                    password=secrets.token_urlsafe(32) + "-1",
-                    display_name=person.name_zh,
+                    actor=None, username=person.username, password=None, display_name=person.name_zh
                 )
-                account.set_unusable_password()
-                account.save(update_fields=["password"])
                 users += 1
             if not Membership.objects.filter(user=account, role=Role.DOCTOR, institution=institution).exists():
                 registry_services.membership_grant(actor=None, user=account, role=Role.DOCTOR, institution=institution)

@@ -34,7 +34,6 @@ import bisect
 import datetime as dt
 import heapq
 import random
-import secrets
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -1854,14 +1853,10 @@ def _history_user() -> tuple[User, bool]:
     if user is not None:
         return user, False
     user = registry_services.user_create(
-        actor=None,
-        username=HISTORY_USERNAME,
-        password=secrets.token_urlsafe(32) + "-1",
-        display_name="转诊历史数据（演示）",
+        actor=None, username=HISTORY_USERNAME, password=None, display_name="转诊历史数据（演示）"
     )
-    user.set_unusable_password()
     user.is_active = False
-    user.save(update_fields=["password", "is_active"])
+    user.save(update_fields=["is_active"])
     return user, True
 
 

@@ -14,7 +14,7 @@ from yilian.patients.models import Sex
 from yilian.referrals.models import ConsentMethod, Direction, RequestedService, Status, Urgency
 from yilian.referrals.services import DRAFT_FIELDS
 from yilian.registry.models import Department, Institution, Region
-from yilian.web.forms import EARLIEST, LATEST, bootstrap_style
+from yilian.web.forms import EARLIEST, LATEST, DayInput, bootstrap_style
 from yilian.web.forms import AttachmentForm as AttachmentForm  # re-exported for the views
 
 _style = bootstrap_style
@@ -59,7 +59,7 @@ class ReferralForm(_ConsentMomentCheck, forms.Form):
         help_text=_("Leave empty for an unidentified patient; the record can be merged later."),
     )
     sex = forms.ChoiceField(label=_("Sex"), choices=Sex.choices, initial=Sex.UNKNOWN)
-    birth_date = forms.DateField(label=_("Birth date"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    birth_date = forms.DateField(label=_("Birth date"), required=False, widget=DayInput())
     approximate_age = forms.IntegerField(label=_("Approximate age"), required=False, min_value=0, max_value=130)
     phone = forms.CharField(label=_("Phone"), max_length=20, required=False)
     residence_region = forms.ModelChoiceField(
@@ -217,9 +217,7 @@ class OutcomeForm(forms.Form):
         empty_value=None,
         required=False,
     )
-    refer_back_on = forms.DateField(
-        label=_("Refer back on"), required=False, widget=forms.DateInput(attrs={"type": "date"})
-    )
+    refer_back_on = forms.DateField(label=_("Refer back on"), required=False, widget=DayInput())
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -233,8 +231,8 @@ class BoardFilterForm(forms.Form):
         label=_("Direction"), required=False, choices=[("", _("Any direction")), *Direction.choices]
     )
     department = forms.ChoiceField(label=_("Department"), required=False, choices=())
-    date_from = forms.DateField(label=_("From"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    date_to = forms.DateField(label=_("To"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    date_from = forms.DateField(label=_("From"), required=False, widget=DayInput())
+    date_to = forms.DateField(label=_("To"), required=False, widget=DayInput())
     overdue = forms.BooleanField(label=_("Overdue only"), required=False)
     q = forms.CharField(label=_("Referral number"), required=False, max_length=20)
 

@@ -590,18 +590,23 @@ def user_create(
     *,
     actor: Actor,
     username: str,
-    password: str,
+    password: str | None,
     display_name: str = "",
     email: str = "",
     language: str = "",
 ) -> User:
+    """A new account; ``password=None`` makes one that cannot log in (it stands for people or
+    history that act only through the system)."""
     if actor is not None:
         selectors.require_perm(actor, Permission.MANAGE_USERS)
     if User.objects.filter(username__iexact=username).exists():
         raise ValidationError(_("The username %(username)s is taken.") % {"username": username})
     user = User(username=username, display_name=display_name, email=email, language=language)
-    password_validation.validate_password(password, user)
-    user.set_password(password)
+    if password is None:
+        user.set_unusable_password()
+    else:
+        password_validation.validate_password(password, user)
+        user.set_password(password)
     _full_clean(user, exclude=["password"])
     user.save()
     audit_record(actor=actor, action=AuditAction.CREATE, obj=user, changes={"username": username})

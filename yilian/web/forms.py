@@ -15,6 +15,15 @@ EARLIEST = dt.date(1900, 1, 1)
 LATEST = dt.date(9998, 12, 31)
 
 
+class DayInput(forms.DateInput):
+    """The browser's date picker; its value is always ISO (a localised date would show as empty)."""
+
+    input_type = "date"
+
+    def __init__(self, attrs: dict[str, Any] | None = None) -> None:
+        super().__init__(attrs=attrs, format="%Y-%m-%d")
+
+
 def errors_to_form(form: forms.Form, exc: ValidationError, field_for: dict[str, str] | None = None) -> None:
     """A service's ValidationError on the form: each message on its field when the form has one
     (``field_for`` maps a service's field name to the form's where they differ), else on the form."""
@@ -44,8 +53,8 @@ class AuditFilterForm(forms.Form):
     user = forms.CharField(label=_("User"), required=False, max_length=150)
     object = forms.CharField(label=_("Object"), required=False, max_length=100)
     action = forms.ChoiceField(label=_("Action"), required=False, choices=[("", "—"), *AuditAction.choices])
-    since = forms.DateField(label=_("From"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    until = forms.DateField(label=_("To"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    since = forms.DateField(label=_("From"), required=False, widget=DayInput())
+    until = forms.DateField(label=_("To"), required=False, widget=DayInput())
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -132,3 +132,33 @@ def test_the_teleconsultation_centre_plans_an_mdt_meeting_at_a_suggested_free_ti
     page.locator(".breadcrumb a", has_text=re.compile(".")).nth(1).click()
     expect(page.locator("#week [data-meeting]").first).to_contain_text("神经肿瘤多学科讨论")
     shot(page, "consult-calendar")
+
+
+def test_a_requester_sees_an_mdt_agenda_with_other_hospitals_cases_hidden_and_the_office_reads_the_figures(
+    page: Page, site: str
+) -> None:
+    from yilian.consults import selectors
+    from yilian.consults.models import Meeting
+    from yilian.registry.models import User
+
+    # A demo meeting with one of Kaihua's cases and another hospital's on its agenda.
+    kaihua = User.objects.get(username="kaihua")
+    his = set(selectors.consult_queryset_visible_to(kaihua).values_list("pk", flat=True))
+    meeting = next(
+        m
+        for m in Meeting.objects.order_by("-starts_at").prefetch_related("cases")
+        if {c.pk for c in m.cases.all()} & his and {c.pk for c in m.cases.all()} - his
+    )
+    page.set_viewport_size({"width": 1280, "height": 900})
+    log_in(page, site, "kaihua")
+    page.goto(f"{site}/consults/meetings/{meeting.public_id}/")
+    agenda = page.locator("#agenda")
+    expect(agenda.locator("a.font-monospace").first).to_be_visible()  # his own case opens
+    expect(agenda).to_contain_text("其他患者的病例")  # the others by number and status only
+    shot(page, "consult-meeting-agenda")
+
+    page.context.clear_cookies()
+    log_in(page, site, "office")
+    page.goto(f"{site}/consults/figures/")
+    expect(page.locator("#figures-table")).to_contain_text("开化县人民医院")
+    shot(page, "consult-figures")

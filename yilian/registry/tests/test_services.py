@@ -212,6 +212,15 @@ def test_password_rule_message_in_chinese() -> None:
     assert "密码必须包含字母" in " ".join(info.value.messages)
 
 
+def test_an_account_without_a_password_cannot_log_in_and_needs_no_password_rule(client) -> None:
+    """Accounts that stand for history or for experts without a login of their own (the demo's)."""
+    user = services.user_create(actor=None, username="history-x", password=None, display_name="历史数据")
+    assert not user.has_usable_password()
+    assert AuditEvent.objects.filter(action="create", changes__username="history-x").exists()
+    response = client.post("/login/", {"username": "history-x", "password": ""})
+    assert response.status_code == 200 and "_auth_user_id" not in client.session
+
+
 def test_membership_requires_the_scope_its_role_needs() -> None:
     user = services.user_create(actor=None, username="newbie", password="Quzhou-2018!")
     with pytest.raises(ValidationError):
