@@ -78,6 +78,32 @@ def _sweep_once() -> None:
     connection.close()
 
 
+def _green_sweep_once() -> None:
+    """Green-channel offers not answered in time: escalate and offer the next destination."""
+    import logging
+
+    from django.db import connection
+
+    log = logging.getLogger("yilian.worker")
+    try:
+        from yilian.referrals.green_services import green_sweep
+
+        report = green_sweep()
+        if report.escalated:
+            log.info("green sweep: %s unanswered offers escalated and re-offered", report.escalated)
+    except Exception:
+        log.exception("the green-channel sweep failed; it runs again at the next pass")
+    connection.close()
+
+
+def _green_beat(interval: float) -> None:
+    import time
+
+    while True:
+        _green_sweep_once()
+        time.sleep(interval)
+
+
 def _beat(interval: float) -> None:
     import time
 
@@ -89,6 +115,8 @@ def _beat(interval: float) -> None:
 def _worker(args: argparse.Namespace) -> int:
     """The task queue (``db_worker``) in the main thread, the periodic sweep in a "beat" thread.
 
+    YILIAN_GREEN_SWEEP_SECONDS (default 10) is the pause between green-channel sweeps (offers a
+    destination did not answer in time), in a thread of their own because minutes count there.
     YILIAN_SWEEP_SECONDS (default 60) is the pause between sweeps: referral deadlines,
     escalations and no-shows (``referrals.services.referral_sweep``), then webhook deliveries
     whose retry time has come (``notifications.services.webhooks_retry_due``). Several workers
@@ -98,18 +126,22 @@ def _worker(args: argparse.Namespace) -> int:
     import math
     import threading
 
-    try:
-        interval = float(os.environ.get("YILIAN_SWEEP_SECONDS", "60"))
-    except ValueError:
-        interval = math.nan
-    if not (math.isfinite(interval) and interval > 0):
-        print("YILIAN_SWEEP_SECONDS must be a positive number of seconds", file=sys.stderr)
-        return 2
+    intervals: dict[str, float] = {}
+    for name, default in (("YILIAN_SWEEP_SECONDS", "60"), ("YILIAN_GREEN_SWEEP_SECONDS", "10")):
+        try:
+            intervals[name] = float(os.environ.get(name, default))
+        except ValueError:
+            intervals[name] = math.nan
+        if not (math.isfinite(intervals[name]) and intervals[name] > 0):
+            print(f"{name} must be a positive number of seconds", file=sys.stderr)
+            return 2
+    interval = intervals["YILIAN_SWEEP_SECONDS"]
     _setup()
     from django.conf import settings
     from django.core.management import call_command
 
     if args.once:
+        _green_sweep_once()
         _sweep_once()
         call_command("db_worker", "--batch")
         return 0
@@ -117,6 +149,8 @@ def _worker(args: argparse.Namespace) -> int:
     # process that runs tasks (the child, RUN_MAIN=true) sweeps, not the watching parent.
     if not settings.DEBUG or os.environ.get("RUN_MAIN") == "true":
         threading.Thread(target=_beat, args=(interval,), name="beat", daemon=True).start()
+        green = intervals["YILIAN_GREEN_SWEEP_SECONDS"]
+        threading.Thread(target=_green_beat, args=(green,), name="green-beat", daemon=True).start()
     call_command("db_worker")
     return 0
 

@@ -170,6 +170,12 @@ YILIAN_SMS_BACKEND = os.environ.get("YILIAN_SMS_BACKEND", "yilian.surveys.sms.Lo
 YILIAN_TRAVEL_DAY_KM = float(os.environ.get("YILIAN_TRAVEL_DAY_KM", "300"))
 YILIAN_CHECKIN_RADIUS_M = int(os.environ.get("YILIAN_CHECKIN_RADIUS_M", "1000"))
 YILIAN_ROSTER_TIME_LIMIT = float(os.environ.get("YILIAN_ROSTER_TIME_LIMIT", "20"))
+# Live pages: "inprocess" (one server process) or "postgres" (LISTEN/NOTIFY, several processes).
+EVENTS_BACKEND = os.environ.get("YILIAN_EVENTS_BACKEND", "inprocess")
+if EVENTS_BACKEND not in ("inprocess", "postgres"):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("YILIAN_EVENTS_BACKEND must be inprocess or postgres")
 
 SESSION_SAVE_EVERY_REQUEST = True
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True

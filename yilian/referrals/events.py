@@ -95,6 +95,9 @@ def announce(referral_id: int, event_id: int) -> None:
     ).get(pk=referral_id)
     event = ReferralEvent.objects.get(pk=event_id)
     action = event.action
+    if referral.green_channel:
+        _announce_green(referral, event)
+        return
     if action not in _MESSAGES:
         return
     zh, en = _MESSAGES[action]
@@ -118,3 +121,67 @@ def overdue(referral_id: int, *, level: int) -> None:
         _tell(receivers(referral), referral.to_institution, referral, "转诊已超时，请尽快处理", "Referral overdue")
     else:
         _tell(office(referral), referral.consortium.lead_institution, referral, "转诊超时升级", "Referral escalated")
+
+
+# --- green channel ------------------------------------------------------------------------------
+
+_GREEN: dict[str, tuple[str, str]] = {
+    Action.SEND: ("绿色通道：新病例待接收", "Green channel: new case to accept"),
+    Action.ACCEPT: ("绿色通道：已接收", "Green channel: accepted"),
+    Action.DECLINE: ("绿色通道：对方拒绝，已转下一家", "Green channel: declined, offered to the next hospital"),
+    Action.FORWARD: ("绿色通道：已转下一家", "Green channel: offered to the next hospital"),
+    Action.CHECK_IN: ("绿色通道：患者已到院", "Green channel: patient arrived"),
+    Action.CANCEL: ("绿色通道：已取消", "Green channel: cancelled"),
+}
+_GREEN_NEW = ("绿色通道：新病例待接收", "Green channel: new case to accept")
+_GREEN_NOBODY = (
+    "绿色通道：无医院接收，请办公室协调",
+    "Green channel: no hospital took the case; the office must route it",
+)
+
+
+def _green_link(referral: Referral) -> str:
+    return reverse("referrals:green_case", args=[referral.public_id])
+
+
+def _tell_green(users: Iterable[User], institution: Institution | None, referral: Referral, zh: str, en: str) -> None:
+    protocol = referral.green.protocol_version.protocol
+    title_zh = f"{zh} · {protocol.name_zh} · {referral.number}"
+    title_en = f"{en} · {protocol.name_en} · {referral.number}"
+    link = _green_link(referral)
+    notifications.notify(users=users, kind="green_channel", title_zh=title_zh, title_en=title_en, link=link)
+    notifications.webhooks_enqueue(
+        institution=institution, text=f"{title_zh}\n{title_en}", link=settings.SITE_URL + link
+    )
+
+
+def _announce_green(referral: Referral, event: ReferralEvent) -> None:
+    """Who hears of a green-channel step: a new destination's coordinators (or the office when no
+    destination is left), the sender for answers, arrival and moves, the receiver for a cancellation."""
+    action = event.action
+    if action not in _GREEN:
+        return
+    zh, en = _GREEN[action]
+    if action in (Action.SEND, Action.DECLINE, Action.FORWARD):
+        if referral.to_institution_id is None:
+            _tell_green(office(referral), referral.consortium.lead_institution, referral, *_GREEN_NOBODY)
+        else:
+            _tell_green(receivers(referral), referral.to_institution, referral, *_GREEN_NEW)
+        if action == Action.SEND:
+            return
+    if action == Action.CANCEL:
+        if event.side != Side.RECEIVER and referral.to_institution_id is not None:
+            _tell_green(receivers(referral), referral.to_institution, referral, zh, en)
+        return
+    _tell_green(senders(referral), referral.from_institution, referral, zh, en)
+
+
+def green_escalated(referral_id: int, reason: str) -> None:
+    """An offer timed out: the consortium office hears of it (with the reason) at once."""
+    referral = Referral.objects.select_related("consortium__lead_institution", "green__protocol_version__protocol").get(
+        pk=referral_id
+    )
+    _tell_green(
+        office(referral), referral.consortium.lead_institution, referral, f"绿色通道超时升级：{reason}",
+        f"Green channel escalated: {reason}",
+    )  # fmt: skip

@@ -8,10 +8,11 @@ table); every change leaves a ``ReferralEvent`` row and an audit row.
 from __future__ import annotations
 
 import secrets
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.core.validators import RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
@@ -157,6 +158,9 @@ class Referral(BaseModel):
     # 0 on time, 1 receiving coordinators notified, 2 escalated to the consortium office.
     escalation_level = models.PositiveSmallIntegerField(_("escalation level"), default=0)
     last_reason = models.CharField(_("reason"), max_length=500, blank=True)
+    # A green-channel (time-critical) transfer: its own table of steps (``workflow.GREEN_TRANSITIONS``),
+    # its offer timeout instead of the service levels, and a ``GreenCase`` with protocol and time nodes.
+    green_channel = models.BooleanField(_("green channel"), default=False)
 
     status_token = models.CharField(max_length=64, unique=True, default=new_status_token, editable=False)
 
@@ -304,3 +308,210 @@ class IdempotencyKey(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+# --- Green channel (绿色通道): time-critical transfers ------------------------------------------
+
+
+class GreenProtocol(BaseModel):
+    """A consortium's protocol for one kind of time-critical case (stroke, STEMI, ...).
+
+    What it requires lives in its versions: editing writes a new version, and a case keeps the
+    version it was activated with."""
+
+    consortium = models.ForeignKey(
+        Consortium, on_delete=models.CASCADE, related_name="green_protocols", verbose_name=_("consortium")
+    )
+    code = models.SlugField(_("code"), max_length=30)
+    name_zh = models.CharField(_("name (Chinese)"), max_length=60)
+    name_en = models.CharField(_("name (English)"), max_length=80)
+    is_active = models.BooleanField(_("active"), default=True)
+    position = models.PositiveSmallIntegerField(_("position"), default=0)
+
+    class Meta:
+        ordering = ["consortium_id", "position", "code"]
+        verbose_name = _("green-channel protocol")
+        verbose_name_plural = _("green-channel protocols")
+        constraints = [models.UniqueConstraint(fields=["consortium", "code"], name="green_protocol_code_once")]
+
+    def __str__(self) -> str:
+        return self.name_zh
+
+    @property
+    def name(self) -> str:
+        from django.utils.translation import get_language
+
+        return self.name_zh if (get_language() or "").startswith("zh") else self.name_en
+
+
+class GreenProtocolVersion(models.Model):
+    """One version of a protocol's definition (validated by ``protocols.ProtocolDefinition``)."""
+
+    protocol = models.ForeignKey(GreenProtocol, on_delete=models.PROTECT, related_name="versions")
+    version = models.PositiveIntegerField(_("version"))
+    definition: models.JSONField[Any, Any] = models.JSONField(_("definition"))
+    note = models.CharField(_("what changed"), max_length=300, blank=True)
+    created_at = models.DateTimeField(_("created at"))
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["protocol_id", "-version"]
+        verbose_name = _("protocol version")
+        verbose_name_plural = _("protocol versions")
+        constraints = [models.UniqueConstraint(fields=["protocol", "version"], name="green_protocol_version_once")]
+
+    def __str__(self) -> str:
+        return f"{self.protocol.code} v{self.version}"
+
+
+class GreenSettings(BaseModel):
+    """Per consortium: how arrival times are estimated without a travel-time matrix, and how long
+    a destination has to answer before the worker offers the case to the next one."""
+
+    consortium = models.OneToOneField(Consortium, on_delete=models.CASCADE, related_name="green_settings")
+    road_factor = models.DecimalField(
+        _("road factor"),
+        max_digits=3,
+        decimal_places=2,
+        default=Decimal("1.35"),
+        validators=[MinValueValidator(Decimal("1.00")), MaxValueValidator(Decimal("3.00"))],
+        help_text=_("Road distance divided by straight-line distance."),
+    )
+    average_speed_kmh = models.PositiveSmallIntegerField(
+        _("average ambulance speed (km/h)"), default=60, validators=[MinValueValidator(10), MaxValueValidator(150)]
+    )
+    offer_timeout_minutes = models.PositiveSmallIntegerField(
+        _("answer within (minutes)"), default=5, validators=[MinValueValidator(1), MaxValueValidator(60)]
+    )
+
+    class Meta:
+        verbose_name = _("green-channel settings")
+        verbose_name_plural = _("green-channel settings")
+
+    def __str__(self) -> str:
+        return str(self.consortium)
+
+
+class TravelTime(models.Model):
+    """An imported road travel time between two institutions (minutes, by ambulance)."""
+
+    consortium = models.ForeignKey(Consortium, on_delete=models.CASCADE, related_name="+")
+    from_institution = models.ForeignKey(Institution, on_delete=models.CASCADE, related_name="+")
+    to_institution = models.ForeignKey(Institution, on_delete=models.CASCADE, related_name="+")
+    minutes = models.PositiveIntegerField(_("minutes"), validators=[MinValueValidator(1)])
+    imported_at = models.DateTimeField(_("imported at"))
+
+    class Meta:
+        verbose_name = _("travel time")
+        verbose_name_plural = _("travel times")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["consortium", "from_institution", "to_institution"], name="travel_time_once_per_pair"
+            ),
+            models.CheckConstraint(
+                condition=~Q(from_institution=models.F("to_institution")), name="travel_time_between_two"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.from_institution_id}->{self.to_institution_id} {self.minutes} min"
+
+
+class GreenCase(BaseModel):
+    """The time-critical part of a green-channel referral: protocol version, onset, scores,
+    imaging, the destinations offered and the time nodes."""
+
+    referral = models.OneToOneField(Referral, on_delete=models.PROTECT, related_name="green")
+    protocol_version = models.ForeignKey(
+        GreenProtocolVersion, on_delete=models.PROTECT, related_name="cases", verbose_name=_("protocol")
+    )
+    # Last known well (or witnessed onset); empty when unknown.
+    onset_at = models.DateTimeField(_("last known well"), null=True, blank=True)
+    scores: models.JSONField[Any, Any] = models.JSONField(_("scores"), default=dict, blank=True)
+    imaging_done = models.BooleanField(_("imaging done"), default=False)
+    findings: models.JSONField[Any, Any] = models.JSONField(_("findings"), default=list, blank=True)
+    imaging_result = models.CharField(_("imaging result"), max_length=300, blank=True)
+    note = models.TextField(_("note"), max_length=2000, blank=True)
+    activated_at = models.DateTimeField(_("activated at"))
+    # The estimate for the destination holding the offer now (minutes by road).
+    eta_minutes = models.PositiveIntegerField(_("estimated travel (minutes)"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("green-channel case")
+        verbose_name_plural = _("green-channel cases")
+        indexes = [models.Index(fields=["activated_at"], name="green_case_activated")]
+
+    def __str__(self) -> str:
+        return f"{self.referral_id} {self.protocol_version_id}"
+
+
+class OfferOutcome(models.TextChoices):
+    PENDING = "pending", _("Waiting for an answer")
+    ACCEPTED = "accepted", _("Accepted")
+    DECLINED = "declined", _("Declined")
+    TIMED_OUT = "timed_out", _("No answer in time")
+    WITHDRAWN = "withdrawn", _("Withdrawn")
+
+
+class GreenOffer(models.Model):
+    """A destination the case was offered to, in order. At most one offer is pending."""
+
+    case = models.ForeignKey(GreenCase, on_delete=models.PROTECT, related_name="offers")
+    institution = models.ForeignKey(Institution, on_delete=models.PROTECT, related_name="+")
+    rank = models.PositiveSmallIntegerField(_("rank"))
+    eta_minutes = models.PositiveIntegerField(_("estimated travel (minutes)"), null=True, blank=True)
+    eta_basis = models.CharField(_("estimate from"), max_length=10, blank=True)
+    offered_at = models.DateTimeField(_("offered at"))
+    answer_due_at = models.DateTimeField(_("answer due at"))
+    outcome = models.CharField(_("outcome"), max_length=10, choices=OfferOutcome.choices, default=OfferOutcome.PENDING)
+    answered_at = models.DateTimeField(_("answered at"), null=True, blank=True)
+    answered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    reason = models.CharField(_("reason"), max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["case_id", "offered_at", "id"]
+        verbose_name = _("offer")
+        verbose_name_plural = _("offers")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["case"], condition=Q(outcome="pending"), name="green_offer_one_pending_per_case"
+            ),
+        ]
+        indexes = [models.Index(fields=["outcome", "answer_due_at"], name="green_offer_due")]
+
+    def __str__(self) -> str:
+        return f"{self.case_id} -> {self.institution_id} {self.outcome}"
+
+
+class GreenNode(models.Model):
+    """One time node of a case (door-in, door-out, needle, ...). A correction adds a row and
+    marks the earlier one superseded, so that history is kept; one current row per node."""
+
+    case = models.ForeignKey(GreenCase, on_delete=models.PROTECT, related_name="nodes")
+    node = models.CharField(_("time node"), max_length=30)
+    at = models.DateTimeField(_("time"))
+    recorded_at = models.DateTimeField(_("recorded at"))
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    recorded_by_label = models.CharField(max_length=150, blank=True)
+    institution = models.ForeignKey(Institution, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    note = models.CharField(_("note"), max_length=300, blank=True)
+    superseded_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["case_id", "at", "id"]
+        verbose_name = _("time node")
+        verbose_name_plural = _("time nodes")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["case", "node"], condition=Q(superseded_at__isnull=True), name="green_node_one_current"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.case_id} {self.node} {self.at:%H:%M}"

@@ -428,8 +428,8 @@ def referral_receive(*, actor: User, referral: Referral) -> Referral:
 
 def referral_mark_received_if_receiver(*, actor: User, referral: Referral) -> Referral:
     """Opening a referral on the receiving side receives it (the FHIR Task ``received`` step)."""
-    if referral.status not in workflow.AWAITING_RECEIPT:
-        return referral
+    if referral.status not in workflow.AWAITING_RECEIPT or referral.green_channel:
+        return referral  # a green-channel case is accepted or declined, never merely received
     sides = workflow.sides_of(actor, referral)
     if Side.RECEIVER in sides or (referral.to_institution_id is None and Side.OFFICE in sides):
         try:
@@ -439,12 +439,22 @@ def referral_mark_received_if_receiver(*, actor: User, referral: Referral) -> Re
     return referral
 
 
+def _green(referral: Referral, step: str, **kwargs: Any) -> Referral:
+    """A green-channel referral's answers go through the green channel (offers, re-offers, boards)."""
+    from yilian.referrals import green_services
+
+    getattr(green_services, step)(case=green_services.case_of(referral), **kwargs)
+    return Referral.objects.get(pk=referral.pk)
+
+
 def _decided(r: Referral, now: dt.datetime) -> None:
     if r.decided_at is None:
         r.decided_at = now
 
 
 def referral_accept(*, actor: User, referral: Referral, to_department: Department | None = None) -> Referral:
+    if referral.green_channel:
+        return _green(referral, "green_accept", actor=actor)
     now = timezone.now()
 
     def effect(r: Referral, side: Side) -> dict[str, Any]:
@@ -464,6 +474,8 @@ def referral_accept(*, actor: User, referral: Referral, to_department: Departmen
 
 
 def referral_decline(*, actor: User, referral: Referral, reason: str) -> Referral:
+    if referral.green_channel:
+        return _green(referral, "green_decline", actor=actor, reason=reason)
     now = timezone.now()
 
     def effect(r: Referral, side: Side) -> dict[str, Any]:
@@ -483,6 +495,8 @@ def referral_forward(
     reason: str,
     to_department: Department | None = None,
 ) -> Referral:
+    if referral.green_channel:
+        return _green(referral, "green_forward", actor=actor, to_institution=to_institution, reason=reason)
     now = timezone.now()
 
     def effect(r: Referral, side: Side) -> dict[str, Any]:
@@ -551,6 +565,11 @@ def _stamped(*, actor: User, referral: Referral, action: Action, moment_field: s
 
 
 def referral_check_in(*, actor: User, referral: Referral) -> Referral:
+    if referral.green_channel:  # arrival is the green channel's time node
+        from yilian.referrals import green_services
+
+        green_services.green_node_record(actor=actor, case=green_services.case_of(referral), node="arrival")
+        return Referral.objects.get(pk=referral.pk)
     return _stamped(actor=actor, referral=referral, action=Action.CHECK_IN, moment_field="arrived_at")
 
 
@@ -602,6 +621,8 @@ def referral_acknowledge(*, actor: User, referral: Referral) -> Referral:
 
 
 def referral_cancel(*, actor: User, referral: Referral, reason: str = "") -> Referral:
+    if referral.green_channel:
+        return _green(referral, "green_cancel", actor=actor, reason=reason)
     return workflow.apply(referral_id=referral.pk, action=Action.CANCEL, actor=actor, reason=reason)
 
 

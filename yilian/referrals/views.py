@@ -362,7 +362,7 @@ def _action_forms(user: User, referral: Referral, bound: dict[Action, Any] | Non
     bound = bound or {}
     forms: list[dict[str, Any]] = []
     for action in workflow.allowed_actions(user, referral):
-        transition = workflow.TRANSITIONS[(Status(referral.status), action)]
+        transition = workflow.table_for(referral)[(Status(referral.status), action)]
         form: Any = bound.get(action)
         if form is None:
             if action == Action.SEND:

@@ -109,6 +109,33 @@ TRANSITIONS: dict[tuple[Status, Action], Transition] = {
     (S.NO_SHOW, A.CANCEL): _t(S.CANCELLED, *_ANY_PARTY, reason=True),
 }
 
+# A green-channel transfer (``Referral.green_channel``) skips receipt and appointments: the
+# destination's coordinator accepts with one tap; a decline re-offers the case to the next
+# destination (FORWARDED; to nobody, i.e. the office, when none is left), as does the worker
+# (SYSTEM) when the destination does not answer in time. Arrival is a time node (CHECK_IN).
+GREEN_TRANSITIONS: dict[tuple[Status, Action], Transition] = {
+    (S.DRAFT, A.SEND): _t(S.SENT, SENDER),  # activation creates and sends in one transaction
+    (S.SENT, A.ACCEPT): _t(S.ACCEPTED, RECEIVER),
+    (S.SENT, A.DECLINE): _t(S.FORWARDED, RECEIVER, reason=True),
+    (S.SENT, A.FORWARD): _t(S.FORWARDED, OFFICE, SYSTEM, reason=True),
+    (S.SENT, A.CANCEL): _t(S.CANCELLED, SENDER, OFFICE, reason=True),
+    (S.FORWARDED, A.ACCEPT): _t(S.ACCEPTED, RECEIVER),
+    (S.FORWARDED, A.DECLINE): _t(S.FORWARDED, RECEIVER, reason=True),
+    (S.FORWARDED, A.FORWARD): _t(S.FORWARDED, OFFICE, SYSTEM, reason=True),
+    (S.FORWARDED, A.CANCEL): _t(S.CANCELLED, SENDER, OFFICE, reason=True),
+    (S.ACCEPTED, A.CHECK_IN): _t(S.ARRIVED, RECEIVER),
+    (S.ACCEPTED, A.CANCEL): _t(S.CANCELLED, *_ANY_PARTY, reason=True),
+    (S.ARRIVED, A.START_TREATMENT): _t(S.IN_TREATMENT, RECEIVER),
+    (S.ARRIVED, A.RETURN_OUTCOME): _t(S.OUTCOME_RETURNED, RECEIVER),
+    (S.IN_TREATMENT, A.RETURN_OUTCOME): _t(S.OUTCOME_RETURNED, RECEIVER),
+    (S.OUTCOME_RETURNED, A.ACKNOWLEDGE): _t(S.CLOSED, SENDER),
+}
+
+
+def table_for(referral: Referral) -> dict[tuple[Status, Action], Transition]:
+    return GREEN_TRANSITIONS if referral.green_channel else TRANSITIONS
+
+
 TERMINAL = frozenset(s for s in Status if not any(key[0] == s for key in TRANSITIONS))  # closed, declined, cancelled
 OPEN_STATUSES = frozenset(Status) - TERMINAL - {S.DRAFT}
 AWAITING_RECEIPT = frozenset({S.SENT, S.FORWARDED})
@@ -164,7 +191,7 @@ def allowed_actions(user: AnyUser | None, referral: Referral) -> list[Action]:
     status = Status(referral.status)
     return [
         action
-        for (from_status, action), transition in TRANSITIONS.items()
+        for (from_status, action), transition in table_for(referral).items()
         if from_status == status and transition.sides & sides
     ]
 
@@ -176,9 +203,10 @@ def side_for(user: AnyUser | None, referral: Referral, action: Action) -> Side:
     user could take from some status but not from this one is 409 with the current status.
     """
     sides = sides_of(user, referral)
-    if not any(a == action and t.sides & sides for (_s, a), t in TRANSITIONS.items()):
+    table = table_for(referral)
+    if not any(a == action and t.sides & sides for (_s, a), t in table.items()):
         raise PermissionDenied(gettext("You may not “%(action)s” this referral.") % {"action": action.label})
-    transition = TRANSITIONS.get((Status(referral.status), action))
+    transition = table.get((Status(referral.status), action))
     if transition is None:
         raise TransitionNotAllowed(referral, action)
     mine = transition.sides & sides
@@ -213,7 +241,7 @@ def apply(
         referral = Referral.objects.select_for_update().get(pk=referral_id)
         side = side_for(actor, referral, action)
         from_status = Status(referral.status)
-        transition = TRANSITIONS[(from_status, action)]
+        transition = table_for(referral)[(from_status, action)]
         reason = reason.strip()
         if transition.reason_required and not reason:
             raise ValidationError({"reason": gettext("Give a reason.")}, code="reason_required")
