@@ -24,6 +24,7 @@ from yilian.dispatch.api import router as dispatch_router
 from yilian.notifications.api import router as notifications_router
 from yilian.referrals.api import patients_router
 from yilian.referrals.api import router as referrals_router
+from yilian.referrals.green_api import router as green_router
 from yilian.referrals.workflow import TransitionNotAllowed
 from yilian.registry import services
 from yilian.registry.api import router as registry_router
@@ -56,8 +57,9 @@ api = NinjaAPI(
     version="1",
     description=(
         "Registry of the medical consortium (regions, institutions, consortia, agreements, practitioners), "
-        "two-way referrals with their patients, the caller's notifications, satisfaction surveys, and expert "
-        "stationing (programmes, assignments, rosters, check-ins, work logs)."
+        "two-way referrals with their patients, green-channel (time-critical) transfers, the caller's "
+        "notifications, satisfaction surveys, and expert stationing (programmes, assignments, rosters, check-ins, "
+        "work logs)."
     ),
     auth=[BearerToken(), BrowserSession()],
     urls_namespace="api",
@@ -186,6 +188,7 @@ def field_message(error: dict[str, Any]) -> str:
 
 api.add_router("/", registry_router)
 api.add_router("/", referrals_router)
+api.add_router("/", green_router)
 api.add_router("/", patients_router)
 api.add_router("/", notifications_router)
 api.add_router("/", surveys_router)

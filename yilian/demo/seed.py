@@ -3,9 +3,10 @@
 Invariants:
 - every write goes through ``yilian.registry.services`` with ``actor=None``, so each row
   has its audit event, exactly as if an operator had entered it; the exception is the
-  referral history (``yilian.demo.referrals``), the consult history (``yilian.demo.consults``)
-  and the survey history (``yilian.demo.surveys``): synthetic history written in bulk, with one
-  audit row for each whole run;
+  referral history (``yilian.demo.referrals``), the consult history (``yilian.demo.consults``),
+  the survey history (``yilian.demo.surveys``) and the green-channel history (``yilian.demo.green``):
+  synthetic history written in bulk, with one audit row for each whole run (the green channel's
+  story and live cases go through its services, audited as the people who acted);
 - seeding is idempotent: every object is looked up by its natural key first and skipped
   when present, so a second run creates nothing and appends no audit rows;
 - everything random comes from ``random.Random(seed)``; the generated practitioners depend
@@ -27,6 +28,7 @@ from django.db import transaction
 from yilian.core.permissions import Role
 from yilian.demo.consults import seed_consults
 from yilian.demo.dispatch import seed_dispatch
+from yilian.demo.green import seed_green
 from yilian.demo.pdf import simple_pdf
 from yilian.demo.referrals import seed_referrals
 from yilian.demo.surveys import seed_surveys
@@ -247,6 +249,7 @@ class SeedReport:
     roster_days: int = 0
     consults: int = 0
     survey_responses: int = 0
+    green_protocols: int = 0
 
     @property
     def total(self) -> int:
@@ -1560,4 +1563,9 @@ def seed_demo(*, seed: int = 2018, scale: int = 1) -> SeedReport:
         for name in ("users", "memberships", "practitioners", "patients", "consults"):
             seeder.created[name] += getattr(consults, name)
         seeder.created["survey_responses"] += seed_surveys(seed=seed)
+        # Last, so that the other histories do not depend on it (the surveys sample referrals).
+        green = seed_green(seed=seed)
+        seeder.created["green_protocols"] += green.protocols
+        seeder.created["patients"] += green.patients
+        seeder.created["referrals"] += green.cases
     return seeder.report()

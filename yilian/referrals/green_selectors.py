@@ -86,6 +86,15 @@ def board_scopes_for(user: AnyUser) -> list[BoardScope]:
     return out
 
 
+def has_board(user: AnyUser) -> bool:
+    """Whether ``board_scopes_for`` would list a board, without a query (for the navigation)."""
+    scope = user_scope(user)
+    if not scope.permissions & {Permission.VIEW_REFERRALS, Permission.MANAGE_REFERRALS_RECEIVE}:
+        return False
+    office = Permission.MANAGE_REFERRAL_ROUTING in scope.permissions and (scope.is_global or bool(scope.consortium_ids))
+    return bool(staff_institution_ids(scope)) or office
+
+
 def board_scope(user: AnyUser, key: str | None) -> BoardScope:
     """The board ``key`` names (``i-<uuid>`` / ``c-<uuid>``), or the user's first; 403 otherwise."""
     scopes = board_scopes_for(user)
@@ -246,10 +255,15 @@ def recordable_nodes(user: User, view: CaseView) -> list[str]:
     return [n.code for n in view.definition.nodes if (n.side == "either" and sides) or n.side in sides]
 
 
-def protocols_for(user: AnyUser, *, consortium: Consortium | None = None) -> QuerySet[GreenProtocol]:
-    """Active protocols of the consortia the user's hospitals belong to (or the given one)."""
+def protocols_for(
+    user: AnyUser, *, consortium: Consortium | None = None, include_inactive: bool = False
+) -> QuerySet[GreenProtocol]:
+    """Active protocols (with ``include_inactive``, also those withdrawn, for the office to bring
+    back) of the consortia the user's hospitals belong to or whose office they are (or the given one)."""
     scope = user_scope(user)
-    qs = GreenProtocol.objects.filter(is_active=True).select_related("consortium")
+    qs = GreenProtocol.objects.select_related("consortium")
+    if not include_inactive:
+        qs = qs.filter(is_active=True)
     if consortium is not None:
         return qs.filter(consortium=consortium)
     if scope.is_global:

@@ -73,6 +73,7 @@ DEFAULT_OFFER_TIMEOUT_MINUTES = 5
 ONSET_MAX_AGE = dt.timedelta(days=7)
 FUTURE_SLACK = dt.timedelta(minutes=2)  # phone clocks drift
 SWEEP_BATCH = 200
+MAX_ROW_ERRORS = 50  # a travel-time file's problems listed one by one; beyond, how many more
 ACTIVE_STATUSES = (Status.SENT, Status.FORWARDED, Status.ACCEPTED, Status.ARRIVED, Status.IN_TREATMENT)
 
 
@@ -273,7 +274,10 @@ def travel_times_import(*, actor: User, consortium: Consortium, data: bytes) -> 
             continue
         pairs[(members[a], members[b])] = minutes
     if errors:
-        raise ValidationError({"file": errors[:50]})
+        shown = errors[:MAX_ROW_ERRORS]
+        if len(errors) > MAX_ROW_ERRORS:
+            shown.append(_("…and %(n)s more rows with problems.") % {"n": len(errors) - MAX_ROW_ERRORS})
+        raise ValidationError({"file": shown})
     if not pairs:
         raise ValidationError({"file": _("The file has no rows.")})
     now = timezone.now()
@@ -322,7 +326,7 @@ class PatientGiven:
     id_number: str = ""
 
 
-def _validate_case_inputs(
+def validate_case_inputs(
     definition: protocols.ProtocolDefinition,
     *,
     onset_at: dt.datetime | None,
@@ -335,8 +339,6 @@ def _validate_case_inputs(
     if onset_at is None and not onset_unknown:
         errors["onset_at"] = [_("Enter the time last known well, or tick “unknown”.")]
     if onset_at is not None:
-        if timezone.is_naive(onset_at):
-            onset_at = timezone.make_aware(onset_at)
         if onset_at > now + FUTURE_SLACK:
             errors["onset_at"] = [_("The time last known well cannot be in the future.")]
         elif onset_at < now - ONSET_MAX_AGE:
@@ -431,6 +433,7 @@ def green_activate(
 ) -> GreenCase:
     """Open a green channel: create the referral and its case, and offer it to the destination."""
     now = now or timezone.now()
+    onset_at, door_in_at = _aware(onset_at), _aware(door_in_at)
     scope = user_scope(actor)
     if sender.pk not in scope.institution_ids_with(Permission.MANAGE_REFERRALS_SEND):
         raise PermissionDenied(_("You may not refer patients from %(institution)s.") % {"institution": sender.name})
@@ -448,7 +451,7 @@ def green_activate(
     version = current_version(protocol)
     definition = protocols.parse(version.definition)
     finding_list = list(dict.fromkeys(findings))
-    clean_scores, finding_list = _validate_case_inputs(
+    clean_scores, finding_list = validate_case_inputs(
         definition, onset_at=onset_at, onset_unknown=onset_unknown, scores=scores or {}, findings=finding_list, now=now
     )
     if onset_unknown:
@@ -514,7 +517,11 @@ def green_activate(
 
         def effect(r: Referral, side: Side) -> dict[str, Any]:
             r.sent_at = now
-            return {"protocol": protocol.code, "to": chosen.institution.code, "eta_minutes": chosen.eta_minutes}
+            return {
+                "protocol": protocol.code,
+                "to_institution": chosen.institution.code,
+                "eta_minutes": chosen.eta_minutes,
+            }
 
         workflow.apply(referral_id=referral.pk, action=Action.SEND, actor=actor, effect=effect, at=now)
         label = actor.display_name if hasattr(actor, "display_name") else actor.get_username()
@@ -526,6 +533,13 @@ def green_activate(
             _node_write(case, "decision", now, actor=actor, label=label, institution=sender, now=now)
         _broadcast(case, "activated")
     return case
+
+
+def _aware(moment: dt.datetime | None) -> dt.datetime | None:
+    """A time given without a zone is read in the consortium's (the current) time zone."""
+    if moment is not None and timezone.is_naive(moment):
+        return timezone.make_aware(moment)
+    return moment
 
 
 def _capability_names(kinds: list[str]) -> str:
@@ -559,7 +573,7 @@ def case_of(referral: Referral) -> GreenCase:
     return GreenCase.objects.select_related("protocol_version__protocol", "referral").get(referral=referral)
 
 
-def _moved_on(actor: User, case: GreenCase) -> Conflict | None:
+def moved_on(actor: User, case: GreenCase) -> Conflict | None:
     """A conflict naming where the case is now, when the actor's institution's offer has passed."""
     referral = Referral.objects.select_related("to_institution").get(pk=case.referral_id)
     mine = user_scope(actor).institution_ids_with(Permission.MANAGE_REFERRALS_RECEIVE)
@@ -589,7 +603,7 @@ def green_accept(*, actor: User, case: GreenCase, now: dt.datetime | None = None
     try:
         workflow.apply(referral_id=case.referral_id, action=Action.ACCEPT, actor=actor, effect=effect, at=now)
     except PermissionDenied:
-        moved = _moved_on(actor, case)
+        moved = moved_on(actor, case)
         if moved is not None:
             raise moved from None
         raise
@@ -601,7 +615,10 @@ def _reoffer(
     case: GreenCase, r: Referral, *, now: dt.datetime, outcome: OfferOutcome, actor: User | None, reason: str
 ) -> dict[str, Any]:
     """Close the pending offer with ``outcome`` and offer the case to the next-ranked destination
-    not yet offered (or to nobody: the office routes). Runs inside the referral's lock."""
+    not yet offered (or to nobody: the office routes). Runs inside the referral's lock.
+
+    The step's data names institutions ``from_institution``/``to_institution``: ``workflow.apply``
+    merges it into the audit row, whose ``from``/``to`` are the statuses."""
     offer = _pending(case)
     if offer is not None:
         offer.outcome, offer.answered_at, offer.answered_by = outcome, now, actor
@@ -623,9 +640,13 @@ def _reoffer(
         r.to_institution = nxt.institution
         case.eta_minutes = nxt.eta_minutes
         case.save(update_fields=["eta_minutes", "updated_at"])
-        return {"from": offer.institution.code if offer else "", "to": nxt.institution.code, "rank": rank}
+        return {
+            "from_institution": offer.institution.code if offer else "",
+            "to_institution": nxt.institution.code,
+            "rank": rank,
+        }
     r.to_institution = None
-    return {"from": offer.institution.code if offer else "", "to": "", "rank": rank}
+    return {"from_institution": offer.institution.code if offer else "", "to_institution": "", "rank": rank}
 
 
 def green_decline(*, actor: User, case: GreenCase, reason: str, now: dt.datetime | None = None) -> GreenCase:
@@ -639,7 +660,7 @@ def green_decline(*, actor: User, case: GreenCase, reason: str, now: dt.datetime
             referral_id=case.referral_id, action=Action.DECLINE, actor=actor, reason=reason, effect=effect, at=now
         )
     except PermissionDenied:
-        moved = _moved_on(actor, case)
+        moved = moved_on(actor, case)
         if moved is not None:
             raise moved from None
         raise
@@ -680,7 +701,7 @@ def green_forward(
         r.to_institution = to_institution
         case.eta_minutes = dest.eta_minutes
         case.save(update_fields=["eta_minutes", "updated_at"])
-        return {"to": to_institution.code, "rank": rank}
+        return {"to_institution": to_institution.code, "rank": rank}
 
     workflow.apply(
         referral_id=case.referral_id, action=Action.FORWARD, actor=actor, reason=reason, effect=effect, at=now
@@ -831,8 +852,10 @@ def green_node_record(
     if at < case.activated_at - ONSET_MAX_AGE:
         raise ValidationError({"at": _("The time is more than 7 days before activation; check the date.")})
     with transaction.atomic():
+        # Lock the referral row only: PostgreSQL refuses FOR UPDATE on the nullable side of the
+        # outer join that the (nullable) destination brings in.
         referral = (
-            Referral.objects.select_for_update()
+            Referral.objects.select_for_update(of=("self",))
             .select_related("from_institution", "to_institution")
             .get(pk=case.referral_id)
         )
@@ -871,6 +894,9 @@ def green_node_record(
                 return {"node": node}
 
             workflow.apply(referral_id=referral.pk, action=Action.CHECK_IN, actor=actor, effect=arrived, at=now)
+        elif node == "arrival" and referral.arrived_at is not None:
+            # A corrected arrival: the referral's arrival time is the node's, not a second truth.
+            Referral.objects.filter(pk=referral.pk).update(arrived_at=at, updated_at=now)
         _broadcast(case, "node")
     return row
 

@@ -16,8 +16,10 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Iterator
 
+from asgiref.sync import sync_to_async
 from django.contrib.auth.decorators import login_required
 from django.core.handlers.asgi import ASGIRequest
+from django.db import connections
 from django.http import HttpRequest, StreamingHttpResponse
 from django.views.decorators.http import require_GET
 
@@ -38,6 +40,10 @@ def _hello(key: str) -> str:
 
 
 async def _astream(channel: str, key: str) -> AsyncIterator[str]:
+    # The request's database work is done (access checked, session saved) before the first frame.
+    # Hand its connection back now: otherwise each open board holds one for as long as it stays
+    # open, and a few hundred wall screens and phones exhaust PostgreSQL's connections.
+    await sync_to_async(connections.close_all)()
     sub = events.subscribe([channel], asynchronous=True)
     try:
         yield _hello(key)
@@ -49,6 +55,12 @@ async def _astream(channel: str, key: str) -> AsyncIterator[str]:
 
 
 def _stream(channel: str, key: str) -> Iterator[str]:
+    # As above, for a server thread: its connections go back before the stream settles in (one
+    # still inside a transaction, a test's, is left alone). Else a closed tab's thread holds its
+    # connection until the next keepalive write fails, and a test database cannot be dropped.
+    for conn in connections.all(initialized_only=True):
+        if not conn.in_atomic_block:
+            conn.close()
     sub = events.subscribe([channel])
     try:
         yield _hello(key)

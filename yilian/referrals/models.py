@@ -16,6 +16,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from yilian.core.files import FileKind
 from yilian.core.models import BaseModel
@@ -452,7 +453,7 @@ class OfferOutcome(models.TextChoices):
     ACCEPTED = "accepted", _("Accepted")
     DECLINED = "declined", _("Declined")
     TIMED_OUT = "timed_out", _("No answer in time")
-    WITHDRAWN = "withdrawn", _("Withdrawn")
+    WITHDRAWN = "withdrawn", pgettext_lazy("green offer", "Withdrawn")
 
 
 class GreenOffer(models.Model):

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from django.utils.translation import get_language
+from django.utils.translation import gettext as _
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from yilian.registry.models import CapabilityKind
@@ -54,7 +55,7 @@ class WindowDef(_Named):
     @model_validator(mode="after")
     def _extended_longer(self) -> WindowDef:
         if self.extended_hours is not None and self.extended_hours <= self.hours:
-            raise ValueError(f"window {self.code}: extended_hours must be longer than hours")
+            raise ValueError(_("window %(code)s: extended_hours must be longer than hours") % {"code": self.code})
         return self
 
 
@@ -88,20 +89,25 @@ class ProtocolDefinition(BaseModel):
         kinds = set(CapabilityKind.values)
         for kind in self.capabilities + [w.capability for w in self.windows if w.capability]:
             if kind not in kinds:
-                raise ValueError(f"unknown capability {kind!r}; known: {', '.join(sorted(kinds))}")
+                raise ValueError(
+                    _("unknown capability “%(kind)s”; known: %(known)s")
+                    % {"kind": kind, "known": ", ".join(sorted(kinds))}
+                )
         nodes = [n.code for n in self.nodes]
         if len(set(nodes)) != len(nodes):
-            raise ValueError("each node code once")
+            raise ValueError(_("each node code once"))
         for m in self.metrics:
             for code in [m.start, *m.end]:
                 if code not in nodes:
-                    raise ValueError(f"metric {m.code}: no node {code!r}")
+                    raise ValueError(_("metric %(metric)s: no node “%(node)s”") % {"metric": m.code, "node": code})
         findings = {f.code for f in self.findings}
         for w in self.windows:
             if w.when_finding and w.when_finding not in findings:
-                raise ValueError(f"window {w.code}: no finding {w.when_finding!r}")
+                raise ValueError(
+                    _("window %(window)s: no finding “%(finding)s”") % {"window": w.code, "finding": w.when_finding}
+                )
         if "onset" not in nodes and self.windows:
-            raise ValueError("windows are counted from the node 'onset'")
+            raise ValueError(_("windows are counted from the node “onset”"))
         return self
 
     def node(self, code: str) -> NodeDef | None:
@@ -118,14 +124,22 @@ def parse(definition: Mapping[str, Any]) -> ProtocolDefinition:
 
 
 def definition_errors(definition: Any) -> list[str]:
-    """Readable problems of a definition (empty: valid)."""
+    """Readable problems of a definition (empty: valid), each prefixed with where it is."""
     try:
         ProtocolDefinition.model_validate(definition)
     except ValidationError as exc:
         return [
-            (".".join(str(p) for p in err["loc"]) + ": " if err["loc"] else "") + err["msg"] for err in exc.errors()
+            (".".join(str(p) for p in err["loc"]) + ": " if err["loc"] else "") + _message(err) for err in exc.errors()
         ]
     return []
+
+
+def _message(err: Any) -> str:
+    """The message of a check of ours without pydantic's "Value error, " prefix."""
+    ctx = err.get("ctx") or {}
+    if err["type"] == "value_error" and "error" in ctx:
+        return str(ctx["error"])
+    return str(err["msg"])
 
 
 # --- windows --------------------------------------------------------------------------------
@@ -153,11 +167,15 @@ class Window:
 def windows(protocol: ProtocolDefinition, *, onset_at: dt.datetime | None, findings: list[str]) -> list[Window]:
     """The protocol's windows for a case: when each closes, and whether it applies."""
     out = []
+    # In UTC: a window is elapsed time since onset. Adding to a local time would add wall-clock
+    # hours (wrong across a daylight-saving change), and comparing two times of one zone object
+    # ignores their offsets.
+    if onset_at is not None and onset_at.tzinfo is None:
+        raise ValueError("onset_at must be an aware datetime")
+    onset = None if onset_at is None else onset_at.astimezone(dt.UTC)
     for w in protocol.windows:
-        closes = None if onset_at is None else onset_at + dt.timedelta(hours=w.hours)
-        extended = (
-            None if onset_at is None or w.extended_hours is None else onset_at + dt.timedelta(hours=w.extended_hours)
-        )
+        closes = None if onset is None else onset + dt.timedelta(hours=w.hours)
+        extended = None if onset is None or w.extended_hours is None else onset + dt.timedelta(hours=w.extended_hours)
         out.append(
             Window(
                 code=w.code,

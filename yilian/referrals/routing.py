@@ -20,12 +20,14 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
-from django.db.models import Q
+from django.db.models import Q, QuerySet
+from django.utils import timezone
 
 from yilian.referrals.models import GreenSettings, TravelTime
 from yilian.referrals.protocols import ProtocolDefinition, Window
-from yilian.registry.models import Capability, ConsortiumMember, Institution
+from yilian.registry.models import Capability, ConsortiumMember, Institution, hours_open_at
 
 EARTH_RADIUS_KM = 6371.0088
 DEFAULT_ROAD_FACTOR = Decimal("1.35")
@@ -83,24 +85,45 @@ class Destination:
         return None
 
 
-def candidates(*, consortium_id: int, sender_id: int, on: dt.date) -> list[Institution]:
-    """Current member institutions of the consortium other than the sender."""
+def member_ids(*, consortium_id: int, on: dt.date) -> QuerySet[ConsortiumMember, Any]:
+    """The ids of the consortium's member institutions on ``on`` (a subquery)."""
     members = ConsortiumMember.objects.filter(consortium_id=consortium_id, joined_on__lte=on).filter(
         Q(left_on__isnull=True) | Q(left_on__gte=on)
     )
+    return members.values("institution_id")
+
+
+def candidates(*, consortium_id: int, sender_id: int, on: dt.date) -> list[Institution]:
+    """Current member institutions of the consortium other than the sender."""
     return list(
-        Institution.objects.filter(pk__in=members.values("institution_id"), is_active=True)
+        Institution.objects.filter(pk__in=member_ids(consortium_id=consortium_id, on=on), is_active=True)
         .exclude(pk=sender_id)
         .order_by("code")
     )
 
 
-def capabilities_now(institution_ids: Iterable[int], now: dt.datetime) -> dict[int, set[str]]:
-    """The capability kinds each institution has available at ``now``."""
+def capabilities_now(
+    institution_ids: Iterable[int] | QuerySet[Any, Any], now: dt.datetime, *, kinds: Iterable[str] | None = None
+) -> dict[int, set[str]]:
+    """The capability kinds (of ``kinds``, default all) each institution has available at ``now``.
+
+    Reads plain column values, not model instances: with a thousand members a consortium has
+    thousands of capability rows, and building a model per row cost more than the rest of the
+    ranking (``benchmarks/bench_green_ranking.py``). The rule is ``Capability.is_available_at``'s.
+    """
+    local = timezone.localtime(now)
+    ids = institution_ids if isinstance(institution_ids, QuerySet) else list(institution_ids)
+    rows = Capability.objects.filter(institution_id__in=ids, valid_from__lte=local.date()).filter(
+        Q(valid_to__isnull=True) | Q(valid_to__gte=local.date())
+    )
+    if kinds is not None:
+        rows = rows.filter(kind__in=list(kinds))
     out: dict[int, set[str]] = {}
-    for cap in Capability.objects.filter(institution_id__in=list(institution_ids)):
-        if cap.is_available_at(now):
-            out.setdefault(cap.institution_id, set()).add(cap.kind)
+    for institution_id, kind, all_hours, weekdays, opens_at, closes_at in rows.values_list(
+        "institution_id", "kind", "all_hours", "weekdays", "opens_at", "closes_at"
+    ):
+        if all_hours or hours_open_at(local, weekdays=weekdays, opens_at=opens_at, closes_at=closes_at):
+            out.setdefault(institution_id, set()).add(kind)
     return out
 
 
@@ -171,23 +194,39 @@ def rank_for_case(
     now: dt.datetime,
     exclude: Iterable[int] = (),
 ) -> list[Destination]:
-    """Load what ``rank`` needs (three queries) and rank; ``exclude`` drops institutions already offered."""
-    skip = set(exclude)
-    institutions = [
-        i for i in candidates(consortium_id=consortium_id, sender_id=sender.pk, on=now.date()) if i.pk not in skip
-    ]
-    ids = [i.pk for i in institutions]
-    matrix = dict(
-        TravelTime.objects.filter(
-            consortium_id=consortium_id, from_institution_id=sender.pk, to_institution_id__in=ids
+    """Load what ``rank`` needs (four queries) and rank; ``exclude`` drops institutions already offered.
+
+    The capabilities come first, as plain values, so that only the members able to take the case now
+    are loaded as institutions: in a province-wide consortium most members are not, and building
+    their model instances was most of the time (``benchmarks/bench_green_ranking.py``).
+    """
+    on = timezone.localdate(now)
+    skip = {sender.pk, *exclude}
+    required = set(protocol.capabilities)
+    kinds = required | {w.capability for w in windows if w.capability}
+    capabilities = capabilities_now(member_ids(consortium_id=consortium_id, on=on), now, kinds=kinds)
+    if required:
+        able = [pk for pk, caps in capabilities.items() if pk not in skip and required <= caps]
+        institutions = list(Institution.objects.filter(pk__in=able, is_active=True).order_by("code"))
+    else:  # a protocol that needs nothing in particular: every member is a destination
+        institutions = [
+            i for i in candidates(consortium_id=consortium_id, sender_id=sender.pk, on=on) if i.pk not in skip
+        ]
+    wanted = {i.pk for i in institutions}
+    # The sender's whole row of the matrix (an index range), kept for the candidates.
+    matrix = {
+        to: minutes
+        for to, minutes in TravelTime.objects.filter(
+            consortium_id=consortium_id, from_institution_id=sender.pk
         ).values_list("to_institution_id", "minutes")
-    )
+        if to in wanted
+    }
     return rank(
         protocol=protocol,
         windows=windows,
         sender=sender,
         institutions=institutions,
-        capabilities=capabilities_now(ids, now),
+        capabilities=capabilities,
         matrix=matrix,
         travel=travel_of(consortium_id),
         now=now,

@@ -246,12 +246,15 @@ def apply(
         if transition.reason_required and not reason:
             raise ValidationError({"reason": gettext("Give a reason.")}, code="reason_required")
         now = at or timezone.now()
+        user: Any = actor if actor is not None and actor.is_authenticated else None
+        # The institution acting, judged before the effect: a forward or decline moves the referral
+        # to another institution, and the timeline must name the one that took the step.
+        acting_institution = _institution_of(side, referral, user)
         data = (effect(referral, side) if effect else None) or {}
         referral.status = transition.to
         if reason:
             referral.last_reason = reason[:500]
         referral.save()
-        user: Any = actor if actor is not None and actor.is_authenticated else None
         event = ReferralEvent.objects.create(
             referral=referral,
             action=action,
@@ -261,7 +264,7 @@ def apply(
             actor=user,
             actor_label=(getattr(user, "display_name", "") or user.get_username()) if user else gettext("System"),
             side=side,
-            institution=_institution_of(side, referral, user),
+            institution=acting_institution,
             note=reason,
             data=data,
         )

@@ -291,19 +291,28 @@ class Capability(BaseModel):
             return False
         if self.all_hours:
             return True
-        if str(local.isoweekday()) not in self.weekdays:
-            return False
-        assert self.opens_at is not None and self.closes_at is not None
-        now = local.time()
-        if self.closes_at <= self.opens_at:  # overnight, e.g. a night clinic 18:00-08:00
-            return now >= self.opens_at or now < self.closes_at
-        return self.opens_at <= now < self.closes_at
+        return hours_open_at(local, weekdays=self.weekdays, opens_at=self.opens_at, closes_at=self.closes_at)
 
     def hours_display(self) -> str:
         """E.g. "24/7", "周一至周五 08:00–17:30" / "Mon–Fri 08:00–17:30"."""
         if self.all_hours:
             return "24/7"
         return f"{weekdays_display(self.weekdays)} {self.opens_at:%H:%M}–{self.closes_at:%H:%M}"
+
+
+def hours_open_at(local: dt.datetime, *, weekdays: str, opens_at: dt.time | None, closes_at: dt.time | None) -> bool:
+    """Whether a service with these hours (not 24/7) runs at ``local`` (a local time).
+
+    Split from ``Capability.is_available_at`` so that a reader of many rows (destination ranking)
+    can judge plain column values without building a model instance per row.
+    """
+    if str(local.isoweekday()) not in weekdays:
+        return False
+    assert opens_at is not None and closes_at is not None
+    now = local.time()
+    if closes_at <= opens_at:  # overnight, e.g. a night clinic 18:00-08:00
+        return now >= opens_at or now < closes_at
+    return opens_at <= now < closes_at
 
 
 WEEKDAY_NAMES = {

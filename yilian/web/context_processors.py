@@ -7,6 +7,7 @@ from django.http import HttpRequest
 from yilian.consults.selectors import can_use_consults
 from yilian.core.permissions import Permission
 from yilian.notifications.selectors import unread_count
+from yilian.referrals.green_selectors import has_board
 from yilian.registry import selectors
 
 
@@ -20,6 +21,7 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
         "nav_can_audit": Permission.VIEW_AUDIT in scope.permissions,
         "nav_can_admin": Permission.USE_ADMIN in scope.permissions and user.is_staff,
         "nav_can_refer": Permission.VIEW_REFERRALS in scope.permissions,
+        "nav_can_green": has_board(user),
         "nav_unread": unread_count(user),
         "nav_can_webhooks": Permission.MANAGE_WEBHOOKS in scope.permissions,
         "nav_can_consult": can_use_consults(user) or Permission.VIEW_CONSULT_FIGURES in scope.permissions,

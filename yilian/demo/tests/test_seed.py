@@ -34,6 +34,11 @@ from yilian.patients.services import id_number_clean
 from yilian.referrals import selectors as referral_selectors
 from yilian.referrals.models import (
     Direction,
+    GreenCase,
+    GreenNode,
+    GreenOffer,
+    GreenProtocol,
+    GreenProtocolVersion,
     IdempotencyKey,
     Referral,
     ReferralAppointment,
@@ -67,6 +72,7 @@ from yilian.registry.models import (
 )
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
+GREEN_ACTORS = {"doctor", "coordinator", "kaihua"}  # the green channel's story and live cases are theirs
 GENERATED_PER_ROUND = sum(count for _code, count in ALLOCATION)
 
 pytestmark = pytest.mark.django_db
@@ -173,7 +179,8 @@ def _wipe_referrals() -> None:
         apps.get_model("dispatch", name)._default_manager.all().delete()
     for name in ("Opinion", "Message", "ConsultEvent", "Attachment", "Participant", "Consult", "Meeting"):
         apps.get_model("consults", name)._default_manager.all().delete()
-    for model in (ReferralEvent, ReferralAppointment, ReferralAttachment, IdempotencyKey, Referral, Patient):
+    for model in (GreenNode, GreenOffer, GreenCase, ReferralEvent, ReferralAppointment, ReferralAttachment,
+                  IdempotencyKey, Referral, Patient):  # fmt: skip
         model._default_manager.all().delete()
 
 
@@ -181,6 +188,8 @@ def _wipe_registry() -> None:
     """Delete what the seed created, children first (the audit trail stays, as it must)."""
     _wipe_referrals()
     children_first: tuple[type[Model], ...] = (
+        GreenProtocolVersion,
+        GreenProtocol,
         Membership,
         Practitioner,
         DepartmentPairing,
@@ -195,7 +204,9 @@ def _wipe_registry() -> None:
         model._default_manager.all().delete()
     for level in (RegionLevel.COUNTY, RegionLevel.CITY, RegionLevel.PROVINCE):
         Region.objects.filter(level=level).delete()
-    User.objects.all().delete()
+    # The accounts the audit trail names as actors (the personas who took the green channel's
+    # story and live steps) stay, as the trail does; the seed finds them and grants their roles again.
+    User.objects.exclude(pk__in=AuditEvent.objects.exclude(actor=None).values("actor_id")).delete()
 
 
 @pytest.fixture
@@ -237,18 +248,26 @@ def test_every_created_row_is_audited_and_the_chain_verifies() -> None:
     report = seed_demo()
 
     new_events = AuditEvent.objects.filter(id__gt=last_before)
+    # The green channel's story and live cases go through its services, audited as the people who acted.
+    by_people = new_events.exclude(actor=None)
+    assert set(by_people.values_list("actor__username", flat=True)) == GREEN_ACTORS
+    new_events = new_events.filter(actor=None)
     # A consortium's audit row also covers the lead membership the service adds with it; the
-    # referral, consult and survey histories (patients, referrals, consults, survey responses) are
-    # synthetic and have one row for each run; a stationing programme has one row for itself and its
-    # history (roster days).
+    # referral, consult, survey and green-channel histories (patients, referrals, consults, survey
+    # responses) are synthetic and have one row for each run, and the green channel's settings and
+    # travel times one more; a stationing programme has one row for itself and its history (roster days).
     assert report.referrals > 0
     assert report.consults > 0
     assert report.survey_responses > 0
     assert report.programmes == 5
     synthetic = report.patients + report.referrals + report.consults + report.survey_responses + report.roster_days
-    assert new_events.count() == report.total - report.consortia - synthetic + 3
+    assert report.green_protocols > 0
+    assert new_events.count() == report.total - report.consortia - synthetic + 5
     history = new_events.get(object_type="referrals.referral")
-    assert (history.action, history.changes["seeded"]) == (AuditAction.CREATE, report.referrals)
+    green = new_events.get(object_type="referrals.greencase")
+    activated = by_people.filter(object_type="referrals.greencase", action=AuditAction.CREATE).count()
+    assert history.action == green.action == AuditAction.CREATE
+    assert history.changes["seeded"] + green.changes["seeded"] + activated == report.referrals
     consults = new_events.get(object_type="consults.consult")
     assert (consults.action, consults.changes["seeded"]) == (AuditAction.CREATE, report.consults)
     surveys = new_events.get(object_type="surveys.surveyresponse")
@@ -268,7 +287,8 @@ def test_report_counts_match_the_rows_created(fresh_seed: SeedReport) -> None:
     assert seeded.agreements == Agreement.objects.count()
     assert seeded.pairings == DepartmentPairing.objects.count()
     # and the history account, and the consult experts' accounts
-    assert seeded.users == User.objects.count() == len(DEMO_USERS) + 1 + len(CONSULT_ACCOUNTS)
+    kept = len(GREEN_ACTORS)  # accounts the audit trail names survive the wipe (see _wipe_registry)
+    assert seeded.users + kept == User.objects.count() == len(DEMO_USERS) + 1 + len(CONSULT_ACCOUNTS)
     assert seeded.memberships == Membership.objects.count() == len(DEMO_USERS) + len(CONSULT_ACCOUNTS)
     assert seeded.practitioners == Practitioner.objects.count()
     assert seeded.patients == Patient.objects.count()
@@ -670,7 +690,7 @@ FIXED_NOW = dt.datetime(2026, 6, 15, 2, 0, tzinfo=dt.UTC)  # for the tests that 
 
 
 def _down_share(start: dt.datetime, end: dt.datetime) -> float:
-    period = Referral.objects.filter(created_at__gte=start, created_at__lt=end)
+    period = Referral.objects.filter(created_at__gte=start, created_at__lt=end, green_channel=False)
     return period.filter(direction=Direction.DOWN).count() / period.count()
 
 
@@ -697,8 +717,9 @@ def _history_snapshot() -> dict[str, list[tuple[Any, ...]]]:
 def test_the_history_has_referrals_in_every_status_and_direction(seeded: SeedReport) -> None:
     assert set(Referral.objects.values_list("status", flat=True)) == set(Status.values)
     assert set(Referral.objects.values_list("direction", flat=True)) == set(Direction.values)
-    assert ROUND_SIZE <= Referral.objects.count() < ROUND_SIZE + 100  # scale 1: one round and the live work
-    oldest = Referral.objects.order_by("created_at").values_list("created_at", flat=True).first()
+    routine = Referral.objects.filter(green_channel=False)  # the green channel's history: test_green_demo
+    assert ROUND_SIZE <= routine.count() < ROUND_SIZE + 100  # scale 1: one round and the live work
+    oldest = routine.order_by("created_at").values_list("created_at", flat=True).first()
     assert oldest is not None
     assert dt.timedelta(days=700) < timezone.now() - oldest < dt.timedelta(days=731)
 
@@ -712,7 +733,8 @@ def test_down_referrals_grow_from_the_first_year_to_the_second(seeded: SeedRepor
 
 
 def test_about_a_fifth_are_urgent_and_the_stories_diagnoses_are_there(seeded: SeedReport) -> None:
-    urgent = Referral.objects.filter(urgency=Urgency.URGENT).count() / Referral.objects.count()
+    routine = Referral.objects.filter(green_channel=False)  # green-channel transfers are all urgent
+    urgent = routine.filter(urgency=Urgency.URGENT).count() / routine.count()
     assert 0.12 < urgent < 0.32
     codes = set(Referral.objects.values_list("diagnosis_code", flat=True))
     for prefix in ("I61.", "I63.", "I21.", "S72.", "M48.", "C34."):  # haemorrhage, infarction, MI, hip, spine, lung
@@ -731,8 +753,10 @@ def test_stored_id_numbers_are_valid_and_about_three_percent_are_unidentified(se
         assert id_number_clean(number, birth_date=birth_date, sex=sex) == number
         assert number[:6] == region
         assert region in allowed_regions
-    unidentified = Patient.objects.filter(id_number=None)
-    assert 0.01 < unidentified.count() / Patient.objects.count() < 0.06
+    # Green-channel patients (newborns without an ID number among them): test_green_demo.
+    referred = Patient.objects.exclude(referrals__green_channel=True)
+    unidentified = referred.filter(id_number=None)
+    assert 0.01 < unidentified.count() / referred.count() < 0.06
     assert all(p.approximate_age and p.name == "无名氏" for p in unidentified)
 
 
@@ -740,6 +764,7 @@ def test_patients_are_mostly_elderly(seeded: SeedReport) -> None:
     ages = [
         (first_referral.date() - birth).days // 365
         for birth, first_referral in Patient.objects.exclude(birth_date=None)
+        .exclude(referrals__green_channel=True)  # mothers and newborns too: test_green_demo
         .annotate(first=Min("referrals__created_at"))
         .exclude(first=None)  # the consult history's patients were not referred
         .values_list("birth_date", "first")
@@ -755,7 +780,8 @@ def test_every_timeline_walks_the_transition_table(seeded: SeedReport) -> None:
         "referral_id", "action", "from_status", "to_status", "at", "side", "actor_label"
     ):
         timelines.setdefault(referral_id, []).append(tuple(event))  # type: ignore[arg-type]
-    for pk, status in Referral.objects.values_list("pk", "status"):
+    # Green-channel timelines walk GREEN_TRANSITIONS (test_green_demo).
+    for pk, status in Referral.objects.filter(green_channel=False).values_list("pk", "status"):
         first, *steps = timelines[pk]
         assert first[:3] == ("create", "", Status.DRAFT) and first[4] == Side.SENDER
         current = Status.DRAFT
@@ -772,7 +798,7 @@ def test_every_timeline_walks_the_transition_table(seeded: SeedReport) -> None:
 def test_timestamps_and_fields_follow_the_steps_taken(seeded: SeedReport) -> None:
     order = ("created_at", "sent_at", "received_at", "decided_at", "arrived_at", "outcome_at", "closed_at")
     hours_to_receive = []
-    for referral in Referral.objects.all():
+    for referral in Referral.objects.filter(green_channel=False):  # no consent form or service levels in an emergency
         times = [getattr(referral, name) for name in order if getattr(referral, name) is not None]
         assert times == sorted(times), referral.number
         assert referral.consent_at is not None and referral.consent_at <= referral.created_at
