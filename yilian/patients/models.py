@@ -13,6 +13,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from yilian.core.models import BaseModel
@@ -112,3 +113,12 @@ class Patient(BaseModel):
     @property
     def masked_name(self) -> str:
         return mask_name(self.name)
+
+    @property
+    def age(self) -> int | None:
+        """Age in whole years today (local date) from the birth date, else the approximate age."""
+        if self.birth_date is None:
+            return self.approximate_age
+        today = timezone.localdate()
+        born = self.birth_date
+        return today.year - born.year - ((today.month, today.day) < (born.month, born.day))

@@ -28,6 +28,7 @@ from yilian.core.errors import Conflict
 from yilian.core.permissions import Permission
 from yilian.referrals import green_schemas as schemas
 from yilian.referrals import green_selectors, green_services, protocols, routing, selectors, workflow
+from yilian.referrals.api import institution_by_code, referring_institution
 from yilian.referrals.models import (
     GreenCase,
     GreenNode,
@@ -59,13 +60,6 @@ def _user(request: HttpRequest) -> User:
 
 def _ref(obj: Institution | Consortium) -> dict[str, str]:
     return {"code": obj.code, "name": obj.name}
-
-
-def _institution(code: str, field: str) -> Institution:
-    institution = Institution.objects.filter(code=code).first()
-    if institution is None:
-        raise ValidationError({field: [_("No institution with code %(code)s.") % {"code": code}]})
-    return institution
 
 
 # ----------------------------------------------------------------------------------------
@@ -282,17 +276,7 @@ def green_protocol_revise(request: HttpRequest, public_id: uuid.UUID, payload: s
 
 def _sender(user: User, code: str) -> Institution:
     """The sending institution named, or the caller's only referring one."""
-    mine = user_scope(user).institution_ids_with(Permission.MANAGE_REFERRALS_SEND)
-    if code:
-        institution = _institution(code, "sender")
-        if institution.pk not in mine:
-            raise PermissionDenied(_("You may not refer patients on behalf of this institution."))
-        return institution
-    if not mine:
-        raise PermissionDenied(_("You may not refer patients."))
-    if len(mine) > 1:
-        raise ValidationError({"sender": [_("You refer for several institutions: say which one.")]})
-    return Institution.objects.get(pk=next(iter(mine)))
+    return referring_institution(user, code, field="sender")
 
 
 def _protocol(sender: Institution, code: str, consortium_code: str | None) -> GreenProtocol:
@@ -401,7 +385,7 @@ def green_case_activate(request: HttpRequest, payload: schemas.ActivateIn) -> An
     user = _user(request)
     sender = _sender(user, payload.sender or "")
     protocol = _protocol(sender, payload.protocol, payload.consortium)
-    destination = _institution(payload.destination, "destination") if payload.destination else None
+    destination = institution_by_code(payload.destination, "destination") if payload.destination else None
     if payload.patient_id is not None:
         known = selectors.access_patient(user, str(payload.patient_id))
         # A record merged into another is treated as the person's current record.
@@ -540,7 +524,7 @@ def green_case_forward(request: HttpRequest, public_id: uuid.UUID, payload: sche
     """The consortium office offers the case to an institution of its choice (one that has what the
     protocol needs now); the pending offer is withdrawn."""
     user = _user(request)
-    to = _institution(payload.to_institution, "to_institution")
+    to = institution_by_code(payload.to_institution, "to_institution")
     return _step(
         user,
         public_id,
@@ -627,7 +611,7 @@ def green_report(request: HttpRequest, query: Query[schemas.ReportQuery]) -> dic
         raise ValidationError({"from": [_("Ask for at most %(n)d months at a time.") % {"n": MAX_REPORT_MONTHS}]})
     institutions = None
     if query.institution:
-        institution = _institution(query.institution, "institution")
+        institution = institution_by_code(query.institution, "institution")
         if not green_selectors.report_institutions_for(user).filter(pk=institution.pk).exists():
             raise PermissionDenied(_("You may not see the figures of this institution."))
         institutions = [institution]

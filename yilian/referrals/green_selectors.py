@@ -145,11 +145,7 @@ class CaseView:
     @property
     def patient_summary(self) -> str:
         patient = self.referral.patient
-        age = patient.approximate_age
-        if age is None and patient.birth_date is not None:
-            today = timezone.localdate()
-            born = patient.birth_date
-            age = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+        age = patient.age
         parts = [str(patient.get_sex_display())]
         if age is not None:
             parts.append(_("%(age)s y") % {"age": age})

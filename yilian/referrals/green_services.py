@@ -566,6 +566,31 @@ def _pending(case: GreenCase) -> GreenOffer | None:
     return GreenOffer.objects.select_for_update().filter(case=case, outcome=OfferOutcome.PENDING).first()
 
 
+def _close_pending(
+    case: GreenCase, outcome: OfferOutcome, *, now: dt.datetime, actor: User | None, reason: str = ""
+) -> GreenOffer | None:
+    """Close the case's pending offer (if any) with ``outcome``; inside the referral's lock."""
+    offer = _pending(case)
+    if offer is not None:
+        offer.outcome, offer.answered_at, offer.answered_by = outcome, now, actor
+        offer.reason = reason.strip()[:500]
+        offer.save(update_fields=["outcome", "answered_at", "answered_by", "reason"])
+    return offer
+
+
+def _answer(
+    actor: User, case: GreenCase, action: Action, effect: workflow.Effect, reason: str, now: dt.datetime
+) -> None:
+    """A destination's answer; one whose offer has moved on is told where the case is now (409)."""
+    try:
+        workflow.apply(referral_id=case.referral_id, action=action, actor=actor, reason=reason, effect=effect, at=now)
+    except PermissionDenied:
+        moved = moved_on(actor, case)
+        if moved is not None:
+            raise moved from None
+        raise
+
+
 # --- answers --------------------------------------------------------------------------------------
 
 
@@ -600,13 +625,7 @@ def green_accept(*, actor: User, case: GreenCase, now: dt.datetime | None = None
         r.decided_at = now
         return {"offer_rank": offer.rank, "answer_seconds": int((now - offer.offered_at).total_seconds())}
 
-    try:
-        workflow.apply(referral_id=case.referral_id, action=Action.ACCEPT, actor=actor, effect=effect, at=now)
-    except PermissionDenied:
-        moved = moved_on(actor, case)
-        if moved is not None:
-            raise moved from None
-        raise
+    _answer(actor, case, Action.ACCEPT, effect, "", now)
     _broadcast(case, "accepted")
     return case
 
@@ -619,11 +638,7 @@ def _reoffer(
 
     The step's data names institutions ``from_institution``/``to_institution``: ``workflow.apply``
     merges it into the audit row, whose ``from``/``to`` are the statuses."""
-    offer = _pending(case)
-    if offer is not None:
-        offer.outcome, offer.answered_at, offer.answered_by = outcome, now, actor
-        offer.reason = reason[:500]
-        offer.save(update_fields=["outcome", "answered_at", "answered_by", "reason"])
+    offer = _close_pending(case, outcome, now=now, actor=actor, reason=reason)
     offered = set(GreenOffer.objects.filter(case=case).values_list("institution_id", flat=True))
     ranked = rank_for(
         version=case.protocol_version,
@@ -655,15 +670,7 @@ def green_decline(*, actor: User, case: GreenCase, reason: str, now: dt.datetime
     def effect(r: Referral, side: Side) -> dict[str, Any]:
         return _reoffer(case, r, now=now, outcome=OfferOutcome.DECLINED, actor=actor, reason=reason.strip())
 
-    try:
-        workflow.apply(
-            referral_id=case.referral_id, action=Action.DECLINE, actor=actor, reason=reason, effect=effect, at=now
-        )
-    except PermissionDenied:
-        moved = moved_on(actor, case)
-        if moved is not None:
-            raise moved from None
-        raise
+    _answer(actor, case, Action.DECLINE, effect, reason, now)
     _broadcast(case, "declined")
     return case
 
@@ -691,11 +698,7 @@ def green_forward(
         )  # fmt: skip
 
     def effect(r: Referral, side: Side) -> dict[str, Any]:
-        offer = _pending(case)
-        if offer is not None:
-            offer.outcome, offer.answered_at, offer.answered_by = OfferOutcome.WITHDRAWN, now, actor
-            offer.reason = reason.strip()[:500]
-            offer.save(update_fields=["outcome", "answered_at", "answered_by", "reason"])
+        _close_pending(case, OfferOutcome.WITHDRAWN, now=now, actor=actor, reason=reason)
         rank = GreenOffer.objects.filter(case=case).count() + 1
         _offer(case, dest, rank=rank, now=now, timeout=offer_timeout(r.consortium_id))
         r.to_institution = to_institution
@@ -714,11 +717,7 @@ def green_cancel(*, actor: User, case: GreenCase, reason: str, now: dt.datetime 
     now = now or timezone.now()
 
     def effect(r: Referral, side: Side) -> dict[str, Any]:
-        offer = _pending(case)
-        if offer is not None:
-            offer.outcome, offer.answered_at, offer.answered_by = OfferOutcome.WITHDRAWN, now, actor
-            offer.reason = reason.strip()[:500]
-            offer.save(update_fields=["outcome", "answered_at", "answered_by", "reason"])
+        _close_pending(case, OfferOutcome.WITHDRAWN, now=now, actor=actor, reason=reason)
         return {}
 
     workflow.apply(

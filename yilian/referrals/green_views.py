@@ -30,7 +30,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from yilian.core.errors import Conflict
 from yilian.core.permissions import Permission
-from yilian.patients.models import Patient, Sex
+from yilian.patients.models import Sex
 from yilian.referrals import green_selectors, green_services, protocols, routing, selectors, workflow
 from yilian.referrals.green_forms import (
     ActivationForm,
@@ -483,14 +483,6 @@ def _live_context(
     }
 
 
-def _age(patient: Patient) -> int | None:
-    if patient.birth_date is None:
-        return patient.approximate_age
-    today = timezone.localdate()
-    b = patient.birth_date
-    return today.year - b.year - ((today.month, today.day) < (b.month, b.day))
-
-
 def _case_page(
     request: HttpRequest,
     user: User,
@@ -504,7 +496,7 @@ def _case_page(
     patient = selectors.patient_identity(user, referral.patient, purpose=f"green channel {referral.number}")
     context = _live_context(user, view, action_forms=action_forms, node_form=node_form) | {
         "patient": patient,
-        "age": _age(patient),
+        "age": patient.age,
         "events_key": _events_key(user, view),
     }
     return render(request, "referrals/green/case.html", context, status=status)

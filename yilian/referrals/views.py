@@ -639,14 +639,6 @@ def patient_detail(request: HttpRequest, public_id: str) -> HttpResponse:
         "merged_records": list(Patient.objects.filter(merged_into=patient)),
         "can_merge": can_merge and patient.merged_into_id is None,
         "merge_error": merge_error,
-        "age": _age(patient),
+        "age": patient.age,
     }
     return render(request, "referrals/patient.html", context, status=400 if merge_error else 200)
-
-
-def _age(patient: Patient) -> int | None:
-    if patient.birth_date is None:
-        return patient.approximate_age
-    today = timezone.localdate()
-    b = patient.birth_date
-    return today.year - b.year - ((today.month, today.day) < (b.month, b.day))
