@@ -39,11 +39,20 @@ def _hello(key: str) -> str:
     return f"retry: {RETRY_MS}\n" + events.sse("hello", json.dumps({"board": key}))
 
 
+def _release_connections() -> None:
+    """Hand back this thread's database connections: the request's database work is done (access
+    checked, session saved) before the first frame, and otherwise each open board holds one for as
+    long as it stays open, so that a few hundred wall screens and phones exhaust PostgreSQL's
+    connections (and a closed tab's thread keeps its connection until a keepalive write fails).
+    A connection still inside a transaction (a test's) is left alone."""
+    for conn in connections.all(initialized_only=True):
+        if not conn.in_atomic_block:
+            conn.close()
+
+
 async def _astream(channel: str, key: str) -> AsyncIterator[str]:
-    # The request's database work is done (access checked, session saved) before the first frame.
-    # Hand its connection back now: otherwise each open board holds one for as long as it stays
-    # open, and a few hundred wall screens and phones exhaust PostgreSQL's connections.
-    await sync_to_async(connections.close_all)()
+    # In the request's thread: the ASGI handler runs a request's synchronous parts in one thread.
+    await sync_to_async(_release_connections)()
     sub = events.subscribe([channel], asynchronous=True)
     try:
         yield _hello(key)
@@ -55,12 +64,7 @@ async def _astream(channel: str, key: str) -> AsyncIterator[str]:
 
 
 def _stream(channel: str, key: str) -> Iterator[str]:
-    # As above, for a server thread: its connections go back before the stream settles in (one
-    # still inside a transaction, a test's, is left alone). Else a closed tab's thread holds its
-    # connection until the next keepalive write fails, and a test database cannot be dropped.
-    for conn in connections.all(initialized_only=True):
-        if not conn.in_atomic_block:
-            conn.close()
+    _release_connections()
     sub = events.subscribe([channel])
     try:
         yield _hello(key)
