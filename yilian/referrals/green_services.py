@@ -29,13 +29,14 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from functools import partial
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.db.models import Max, Q
 from django.utils import timezone
@@ -44,6 +45,7 @@ from django.utils.translation import gettext as _
 from yilian.core import events as bus
 from yilian.core.audit import audit_record
 from yilian.core.errors import Conflict
+from yilian.core.files import inspect_upload
 from yilian.core.models import AuditAction
 from yilian.core.permissions import Permission
 from yilian.patients import services as patient_services
@@ -64,7 +66,12 @@ from yilian.referrals.models import (
     TravelTime,
     Urgency,
 )
-from yilian.referrals.services import _new_number
+from yilian.referrals.services import (
+    ATTACHMENT_MAX_BYTES,
+    ATTACHMENTS_PER_REFERRAL,
+    _new_number,
+    referral_attach,
+)
 from yilian.referrals.workflow import Action, Side
 from yilian.registry.models import Consortium, ConsortiumMember, Institution, User
 from yilian.registry.selectors import user_scope
@@ -429,9 +436,13 @@ def green_activate(
     note: str = "",
     destination: Institution | None = None,
     door_in_at: dt.datetime | None = None,
+    attachments: Sequence[UploadedFile] = (),
     now: dt.datetime | None = None,
 ) -> GreenCase:
-    """Open a green channel: create the referral and its case, and offer it to the destination."""
+    """Open a green channel: create the referral and its case, and offer it to the destination.
+
+    ``attachments`` (CT/CTA images, ECG, letters: PDF, PNG/JPEG or DICOM) are checked before
+    anything is written and stored with the case in the same transaction."""
     now = now or timezone.now()
     onset_at, door_in_at = _aware(onset_at), _aware(door_in_at)
     scope = user_scope(actor)
@@ -456,6 +467,15 @@ def green_activate(
     )
     if onset_unknown:
         onset_at = None
+    if len(attachments) > ATTACHMENTS_PER_REFERRAL:
+        raise ValidationError(
+            {"attachments": _("At most %(n)s files can be attached.") % {"n": ATTACHMENTS_PER_REFERRAL}}
+        )
+    for upload in attachments:
+        try:
+            inspect_upload(upload, max_bytes=ATTACHMENT_MAX_BYTES)
+        except ValidationError as exc:
+            raise ValidationError({"attachments": [f"{upload.name}: {m}" for m in exc.messages]}) from None
     if door_in_at is not None and door_in_at > now + FUTURE_SLACK:
         raise ValidationError({"door_in_at": _("The door-in time cannot be in the future.")})
     ranked = rank_for(version=version, sender=sender, onset_at=onset_at, findings=finding_list, now=now)
@@ -531,6 +551,8 @@ def green_activate(
             _node_write(case, "door_in", door_in_at, actor=actor, label=label, institution=sender, now=now)
         if definition.node("decision"):
             _node_write(case, "decision", now, actor=actor, label=label, institution=sender, now=now)
+        for upload in attachments:
+            referral_attach(actor=actor, referral=referral, upload=upload)
         _broadcast(case, "activated")
     return case
 

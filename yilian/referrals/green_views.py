@@ -32,6 +32,7 @@ from yilian.core.errors import Conflict
 from yilian.core.permissions import Permission
 from yilian.patients.models import Sex
 from yilian.referrals import green_selectors, green_services, protocols, routing, selectors, workflow
+from yilian.referrals import services as referral_services
 from yilian.referrals.green_forms import (
     ActivationForm,
     GreenForwardForm,
@@ -41,10 +42,10 @@ from yilian.referrals.green_forms import (
 )
 from yilian.referrals.green_selectors import BoardScope, CaseView
 from yilian.referrals.models import GreenCase, GreenProtocolVersion, Status
-from yilian.referrals.workflow import Action
+from yilian.referrals.workflow import Action, Side
 from yilian.registry.models import Consortium, Institution, User
 from yilian.registry.selectors import user_scope
-from yilian.web.forms import errors_to_form
+from yilian.web.forms import AttachmentForm, errors_to_form
 
 # The steps of the green-channel table that these pages take (the others are on the referral page).
 ACTIONS: dict[str, Action] = {
@@ -244,6 +245,7 @@ def activate(request: HttpRequest) -> HttpResponse:
                     note=data["note"],
                     destination=destination,
                     door_in_at=data["door_in_at"],
+                    attachments=request.FILES.getlist("attachments"),
                 )
             except ValidationError as exc:
                 errors_to_form(form, exc, _ACTIVATION_ERROR_FIELD)
@@ -491,6 +493,7 @@ def _case_page(
     status: int = 200,
     action_forms: dict[str, Any] | None = None,
     node_form: NodeForm | None = None,
+    attachment_form: AttachmentForm | None = None,
 ) -> HttpResponse:
     referral = view.referral
     patient = selectors.patient_identity(user, referral.patient, purpose=f"green channel {referral.number}")
@@ -498,8 +501,37 @@ def _case_page(
         "patient": patient,
         "age": patient.age,
         "events_key": _events_key(user, view),
+        "attachments": list(referral.attachments.all()),
+        "can_attach": referral.status not in workflow.TERMINAL
+        and bool(workflow.sides_of(user, referral) & {Side.SENDER, Side.RECEIVER, Side.OFFICE}),
+        "attachment_form": attachment_form or AttachmentForm(),
     }
     return render(request, "referrals/green/case.html", context, status=status)
+
+
+@login_required
+@require_POST
+def files(request: HttpRequest, public_id: str) -> HttpResponse:
+    """Add a file (images, ECG, letters) to the case; the referral's attachment rules apply."""
+    user = _user(request)
+    view = green_selectors.access_green_case(user, str(public_id))
+    form = AttachmentForm(request.POST, request.FILES)
+    if form.is_valid():
+        try:
+            referral_services.referral_attach(
+                actor=user,
+                referral=view.referral,
+                upload=form.cleaned_data["file"],
+                description=form.cleaned_data["description"],
+            )
+        except ValidationError as exc:
+            errors_to_form(form, exc)
+        except PermissionDenied as exc:
+            return _refused(request, exc)
+        else:
+            messages.success(request, _("File added."))
+            return HttpResponseRedirect(reverse("referrals:green_case", args=[view.referral.public_id]) + "#g-files")
+    return _case_page(request, user, view, status=400, attachment_form=form)
 
 
 @login_required

@@ -25,6 +25,7 @@ urlpatterns = [
     path("green/<uuid:public_id>/", green_views.case, name="green_case"),
     path("green/<uuid:public_id>/act/<slug:action>/", green_views.act, name="green_act"),
     path("green/<uuid:public_id>/node/", green_views.node, name="green_node"),
+    path("green/<uuid:public_id>/files/", green_views.files, name="green_files"),
     path("green/protocols/", green_admin_views.protocols, name="green_protocols"),
     path("green/protocols/<uuid:public_id>/", green_admin_views.protocol_edit, name="green_protocol"),
     path("green/settings/", green_admin_views.settings, name="green_settings"),

@@ -15,11 +15,12 @@ checks that the marker is the next message: delivery is in order, so nothing nee
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import datetime as dt
 import json
 import threading
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Coroutine, Iterator
+from typing import Any, TypeVar
 
 import pytest
 from django.db import connection, transaction
@@ -27,9 +28,18 @@ from django.test.utils import override_settings
 
 from yilian.core import events
 
+T = TypeVar("T")
+
 CHANNEL = "green.institution.1"
 OTHER = "green.institution.2"
 WAIT = 10.0  # seconds a test waits for a message that must come
+
+
+def run_in_own_loop(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to the end in a thread of its own, with its own event loop: the test's
+    thread may already have a loop running (the browser tests' Playwright leaves one)."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 @pytest.fixture
@@ -100,7 +110,7 @@ def test_a_coroutine_waiting_in_aget_is_woken_by_a_publisher_in_another_thread(
         finally:
             sub.close()
 
-    nothing, message, other_thread = asyncio.run(board())
+    nothing, message, other_thread = run_in_own_loop(board())
     assert nothing is None
     assert message == {"channel": CHANNEL, "kind": "declined"}
     assert other_thread
@@ -124,7 +134,7 @@ def test_a_subscriber_whose_event_loop_has_ended_is_dropped(inprocess: events.In
         return events.subscribe([CHANNEL], asynchronous=True)
 
     before = inprocess.hub.count()
-    gone = asyncio.run(subscribe())  # the loop closes when run returns, as when a board tab closes
+    gone = run_in_own_loop(subscribe())  # the loop closes when run returns, as when a board tab closes
     assert inprocess.hub.count() == before + 1
     events.publish(CHANNEL, kind="accepted")
     assert inprocess.hub.count() == before
@@ -178,7 +188,7 @@ def test_the_postgres_backend_needs_postgresql(db: None) -> None:
 @pytest.fixture
 def postgresql_only() -> None:
     if connection.vendor != "postgresql":
-        pytest.skip("LISTEN/NOTIFY is PostgreSQL's; set YILIAN_DATABASE_URL to a PostgreSQL database to run this")
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's; make test runs it when YILIAN_TEST_DATABASE_URL names a PostgreSQL database")
 
 
 @pytest.fixture

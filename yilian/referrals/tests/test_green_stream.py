@@ -1,37 +1,46 @@
 """The live board's stream as the ASGI server serves it: an async generator woken by the bus.
 
-(The WSGI path, which the browser tests use, is covered in ``test_green_views``.)
+(The WSGI path, which the browser tests use, is covered in ``test_green_views``.) The requests run
+in an event loop of their own thread, as in the server; the view's synchronous parts then run in
+another thread, so these tests use committed data (a transactional test on a freshly seeded demo).
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 from typing import Any
 
 import pytest
-from asgiref.sync import async_to_sync, sync_to_async
+from asgiref.sync import sync_to_async
 from django.test import AsyncClient
 
 from yilian.core import events
 from yilian.referrals import green_selectors
 from yilian.registry.models import User
 
-pytestmark = pytest.mark.django_db(transaction=False)
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
 def coordinator(persona: Any) -> User:
+    from yilian.demo.seed import seed_demo
+
+    seed_demo()  # a transactional test may find the database emptied by the one before
     user: User = persona("coordinator")
     return user
+
+
+def _in_own_loop(coro: Any) -> None:
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, coro).result()
 
 
 def test_asgi_stream_says_hello_then_delivers_a_board_event(coordinator: User) -> None:
     """Under ASGI the stream is asynchronous; a message published on the board's channel from
     another thread arrives as a ``case`` frame without patient data."""
-    # async_to_sync from the test's thread: the view's synchronous parts then run in this thread,
-    # inside the test's transaction.
-    async_to_sync(_hello_then_event)(coordinator)
+    _in_own_loop(_hello_then_event(coordinator))
 
 
 async def _hello_then_event(coordinator: User) -> None:
@@ -70,7 +79,7 @@ async def _hello_then_event(coordinator: User) -> None:
 
 
 def test_asgi_stream_refuses_a_board_that_is_not_the_users(coordinator: User) -> None:
-    async_to_sync(_refused)(coordinator)
+    _in_own_loop(_refused(coordinator))
 
 
 async def _refused(coordinator: User) -> None:
