@@ -188,7 +188,7 @@ def test_the_postgres_backend_needs_postgresql(db: None) -> None:
 @pytest.fixture
 def postgresql_only() -> None:
     if connection.vendor != "postgresql":
-        pytest.skip("LISTEN/NOTIFY is PostgreSQL's; make test runs it when YILIAN_TEST_DATABASE_URL names a PostgreSQL database")
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's: set YILIAN_TEST_DATABASE_URL and make test runs it")
 
 
 @pytest.fixture
