@@ -14,9 +14,25 @@ def _setup() -> None:
     django.setup()
 
 
+def _green_beat_in_server() -> None:
+    """With the in-process events bus, the green sweep runs in the server process: a time-out it
+    handles must reach the boards this process streams (a separate worker's would reach none)."""
+    import threading
+
+    from django.conf import settings
+
+    if settings.EVENTS_BACKEND != "inprocess":
+        return  # the worker sweeps; LISTEN/NOTIFY carries its events to every server process
+    interval = float(os.environ.get("YILIAN_GREEN_SWEEP_SECONDS", "10") or "10")
+    threading.Thread(target=_green_beat, args=(max(interval, 1.0),), name="green-beat", daemon=True).start()
+
+
 def _serve(args: argparse.Namespace) -> int:
     _setup()
     import uvicorn
+
+    if args.workers == 1:
+        _green_beat_in_server()
 
     uvicorn.run(
         "yilian.asgi:application",
@@ -116,7 +132,8 @@ def _worker(args: argparse.Namespace) -> int:
     """The task queue (``db_worker``) in the main thread, the periodic sweep in a "beat" thread.
 
     YILIAN_GREEN_SWEEP_SECONDS (default 10) is the pause between green-channel sweeps (offers a
-    destination did not answer in time), in a thread of their own because minutes count there.
+    destination did not answer in time), in a thread of their own because minutes count there; with
+    the in-process events bus the web server runs that sweep instead, so that its boards hear it.
     YILIAN_SWEEP_SECONDS (default 60) is the pause between sweeps: referral deadlines,
     escalations and no-shows (``referrals.services.referral_sweep``), then webhook deliveries
     whose retry time has come (``notifications.services.webhooks_retry_due``). Several workers
@@ -149,8 +166,9 @@ def _worker(args: argparse.Namespace) -> int:
     # process that runs tasks (the child, RUN_MAIN=true) sweeps, not the watching parent.
     if not settings.DEBUG or os.environ.get("RUN_MAIN") == "true":
         threading.Thread(target=_beat, args=(interval,), name="beat", daemon=True).start()
-        green = intervals["YILIAN_GREEN_SWEEP_SECONDS"]
-        threading.Thread(target=_green_beat, args=(green,), name="green-beat", daemon=True).start()
+        if settings.EVENTS_BACKEND == "postgres":  # else the web server sweeps (``_green_beat_in_server``)
+            green = intervals["YILIAN_GREEN_SWEEP_SECONDS"]
+            threading.Thread(target=_green_beat, args=(green,), name="green-beat", daemon=True).start()
     call_command("db_worker")
     return 0
 
@@ -276,6 +294,7 @@ def _demo(args: argparse.Namespace) -> int:
     try:
         import uvicorn
 
+        _green_beat_in_server()
         uvicorn.run("yilian.asgi:application", host=args.host, port=args.port, log_level="warning")
     finally:
         worker.terminate()

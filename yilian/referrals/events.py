@@ -169,9 +169,13 @@ def _announce_green(referral: Referral, event: ReferralEvent) -> None:
             _tell_green(receivers(referral), referral.to_institution, referral, *_GREEN_NEW)
         if action == Action.SEND:
             return
-    if action == Action.CANCEL:
+    if action == Action.CANCEL:  # everyone concerned hears of it, except who did it
         if event.side != Side.RECEIVER and referral.to_institution_id is not None:
             _tell_green(receivers(referral), referral.to_institution, referral, zh, en)
+        if event.side != Side.SENDER:
+            _tell_green(senders(referral), referral.from_institution, referral, zh, en)
+        if event.side != Side.OFFICE:
+            _tell_green(office(referral), None, referral, zh, en)
         return
     _tell_green(senders(referral), referral.from_institution, referral, zh, en)
 

@@ -289,10 +289,23 @@ def _percentile(values: list[float], p: float) -> float | None:
 
 @dataclass
 class MetricFigures:
+    """One metric over a group of cases. ``target_minutes`` is the target of the newest protocol
+    version in the group (shown in the header); each value is judged by the target of the version
+    its own case was activated with (``own_targets``), so a tightened target never rewrites the past."""
+
     code: str
     name: str
     target_minutes: int | None
     values: list[float] = field(default_factory=list)
+    own_targets: list[int | None] = field(default_factory=list)
+
+    def add(self, minutes: float, target: int | None) -> None:
+        self.values.append(minutes)
+        self.own_targets.append(target)
+
+    def extend(self, other: MetricFigures) -> None:
+        self.values.extend(other.values)
+        self.own_targets.extend(other.own_targets)
 
     @property
     def n(self) -> int:
@@ -307,17 +320,21 @@ class MetricFigures:
         return _percentile(self.values, 90)
 
     @property
+    def judged(self) -> int:
+        """Values that had a target."""
+        return sum(1 for t in self.own_targets if t is not None)
+
+    @property
     def met(self) -> int:
-        if self.target_minutes is None:
-            return 0
-        return sum(1 for v in self.values if v <= self.target_minutes)
+        return sum(1 for v, t in zip(self.values, self.own_targets, strict=True) if t is not None and v <= t)
 
     @property
     def compliance(self) -> float | None:
-        """Share of cases within target (None without a target or without values)."""
-        if self.target_minutes is None or not self.values:
+        """Share of cases within their target (None when no case had a target)."""
+        judged = self.judged
+        if not judged:
             return None
-        return round(self.met / len(self.values), 3)
+        return round(self.met / judged, 3)
 
     def histogram(self, width: int = 10) -> list[tuple[int, int]]:
         """(lower bound in minutes, cases) in ``width``-minute bins, for the distribution chart."""
@@ -420,7 +437,7 @@ def green_report(
             nodes = {n.node: n.at for n in getattr(member, "current_nodes", [])}
             for metric in protocols.metrics(own, nodes):
                 if metric.minutes is not None and metric.code in figures:
-                    figures[metric.code].values.append(metric.minutes)
+                    figures[metric.code].add(metric.minutes, metric.target_minutes)
         rows.append(
             ReportRow(
                 institution=inst_by_id[inst_id],
@@ -454,7 +471,8 @@ def report_totals(rows: list[ReportRow]) -> dict[tuple[int, str], ReportRow]:
         total.cases += row.cases
         total.accepted_first += row.accepted_first
         by_code = {m.code: m for m in total.metrics}
-        for m in row.metrics:
+        for m in row.metrics:  # months come in order: the header shows the newest target
             if m.code in by_code:
-                by_code[m.code].values.extend(m.values)
+                by_code[m.code].extend(m)
+                by_code[m.code].target_minutes = m.target_minutes
     return out

@@ -29,6 +29,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -75,6 +76,8 @@ from yilian.referrals.services import (
 from yilian.referrals.workflow import Action, Side
 from yilian.registry.models import Consortium, ConsortiumMember, Institution, User
 from yilian.registry.selectors import user_scope
+
+log = logging.getLogger("yilian.green")
 
 DEFAULT_OFFER_TIMEOUT_MINUTES = 5
 ONSET_MAX_AGE = dt.timedelta(days=7)
@@ -235,8 +238,13 @@ def travel_times_import(*, actor: User, consortium: Consortium, data: bytes) -> 
             continue
     if text is None:
         raise ValidationError({"file": _("The file is neither UTF-8 nor GB18030 text.")})
-    reader = csv.reader(io.StringIO(text))
-    header = [h.strip().lower() for h in next(reader, [])]
+    try:
+        table = list(csv.reader(io.StringIO(text)))
+    except csv.Error as exc:
+        raise ValidationError(
+            {"file": _("The file is not a readable CSV table (%(error)s).") % {"error": exc}}
+        ) from None
+    header = [h.strip().lower() for h in (table[0] if table else [])]
     columns: dict[str, int] = {}
     for key, names in TRAVEL_HEADERS.items():
         for i, h in enumerate(header):
@@ -255,7 +263,7 @@ def travel_times_import(*, actor: User, consortium: Consortium, data: bytes) -> 
     }
     errors: list[str] = []
     pairs: dict[tuple[int, int], int] = {}
-    for n, row in enumerate(reader, start=2):
+    for n, row in enumerate(table[1:], start=2):
         if not any(cell.strip() for cell in row):
             continue
         try:
@@ -271,7 +279,7 @@ def travel_times_import(*, actor: User, consortium: Consortium, data: bytes) -> 
             minutes = int(float(m))
             if not 1 <= minutes <= 24 * 60:
                 raise ValueError
-        except ValueError:
+        except (ValueError, OverflowError):
             problems.append(_("minutes must be a whole number from 1 to 1440, not “%(value)s”") % {"value": m})
             minutes = 0
         if a and a == b:
@@ -752,21 +760,28 @@ def green_cancel(*, actor: User, case: GreenCase, reason: str, now: dt.datetime 
 @dataclass
 class GreenSweepReport:
     escalated: int = 0
+    failed: int = 0
 
 
 def green_sweep(*, now: dt.datetime | None = None) -> GreenSweepReport:
-    """Offers not answered in time: tell the office and offer the case to the next destination."""
+    """Offers not answered in time: tell the office and offer the case to the next destination.
+
+    Each offer is handled on its own: one that fails is logged and left for the next pass, never
+    holding up the others. A new offer's answer time starts when it is made (``now`` given: then).
+    """
     from yilian.referrals import events
 
-    now = now or timezone.now()
+    fixed = now
+    cutoff = now or timezone.now()
     report = GreenSweepReport()
     due = (
-        GreenOffer.objects.filter(outcome=OfferOutcome.PENDING, answer_due_at__lt=now)
+        GreenOffer.objects.filter(outcome=OfferOutcome.PENDING, answer_due_at__lt=cutoff)
         .select_related("case__referral", "institution")
         .order_by("answer_due_at")[:SWEEP_BATCH]
     )
     for offer in due:
         case = offer.case
+        at = fixed or timezone.now()
         minutes = max(1, int((offer.answer_due_at - offer.offered_at).total_seconds() // 60))
         reason = _("No answer from %(institution)s within %(minutes)s minutes.") % {
             "institution": offer.institution.name,
@@ -774,12 +789,17 @@ def green_sweep(*, now: dt.datetime | None = None) -> GreenSweepReport:
         }
 
         def effect(
-            r: Referral, side: Side, case: GreenCase = case, offer_id: int = offer.pk, reason: str = reason
+            r: Referral,
+            side: Side,
+            case: GreenCase = case,
+            offer_id: int = offer.pk,
+            reason: str = reason,
+            at: dt.datetime = at,
         ) -> dict[str, Any]:
             pending = _pending(case)
-            if pending is None or pending.pk != offer_id or pending.answer_due_at >= now:
+            if pending is None or pending.pk != offer_id or pending.answer_due_at >= at:
                 raise workflow.TransitionNotAllowed(r, Action.FORWARD)  # answered meanwhile
-            data = _reoffer(case, r, now=now, outcome=OfferOutcome.TIMED_OUT, actor=None, reason=reason)
+            data = _reoffer(case, r, now=at, outcome=OfferOutcome.TIMED_OUT, actor=None, reason=reason)
             r.escalation_level = max(r.escalation_level, 2)
             return data
 
@@ -791,11 +811,15 @@ def green_sweep(*, now: dt.datetime | None = None) -> GreenSweepReport:
                     actor=None,
                     reason=reason,
                     effect=effect,
-                    at=now,
+                    at=at,
                 )
                 transaction.on_commit(partial(events.green_escalated, case.referral_id, reason))
                 _broadcast(case, "escalated")
         except workflow.TransitionNotAllowed:
+            continue
+        except Exception:
+            log.exception("green sweep: the offer %s could not be escalated; next pass tries again", offer.pk)
+            report.failed += 1
             continue
         report.escalated += 1
     return report
@@ -918,6 +942,10 @@ def green_node_record(
         elif node == "arrival" and referral.arrived_at is not None:
             # A corrected arrival: the referral's arrival time is the node's, not a second truth.
             Referral.objects.filter(pk=referral.pk).update(arrived_at=at, updated_at=now)
+        if node == "onset":
+            # The windows count from the case's onset: a late or corrected onset moves them.
+            GreenCase.objects.filter(pk=case.pk).update(onset_at=at, updated_at=now)
+            case.onset_at = at
         _broadcast(case, "node")
     return row
 
@@ -942,8 +970,7 @@ def consortium_channel(consortium_id: int) -> str:
 
 
 def _broadcast(case: GreenCase, kind: str) -> None:
-    referral = Referral.objects.only("public_id", "number", "status", "to_institution_id").get(pk=case.referral_id)
-    to = referral.to_institution_id
+    referral = Referral.objects.only("public_id", "number", "status").get(pk=case.referral_id)
     for channel in channels_for(case):
         bus.publish_on_commit(
             channel,
@@ -951,6 +978,5 @@ def _broadcast(case: GreenCase, kind: str) -> None:
             case=str(referral.public_id),
             number=referral.number,
             status=referral.status,
-            to=to,
             at=timezone.now().isoformat(),
         )

@@ -13,6 +13,7 @@ a plain generator in the request's thread. Access is checked once, before stream
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 
@@ -53,6 +54,10 @@ def _release_connections() -> None:
 async def _astream(channel: str, key: str) -> AsyncIterator[str]:
     # In the request's thread: the ASGI handler runs a request's synchronous parts in one thread.
     await sync_to_async(_release_connections)()
+    bus = events.bus()
+    if isinstance(bus, events.PostgresBus):
+        # Starting (or reconnecting) its LISTEN connection can take a moment: not on the event loop.
+        await asyncio.to_thread(bus.start)
     sub = events.subscribe([channel], asynchronous=True)
     try:
         yield _hello(key)

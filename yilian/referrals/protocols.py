@@ -70,6 +70,17 @@ class ScoreDef(_Named):
     max: int
     labels: list[str] = Field(default_factory=list)  # e.g. Killip I-IV shown for 1-4
 
+    @model_validator(mode="after")
+    def _range(self) -> ScoreDef:
+        if self.max < self.min:
+            raise ValueError(_("score %(code)s: max is below min") % {"code": self.code})
+        if self.labels and len(self.labels) != self.max - self.min + 1:
+            raise ValueError(
+                _("score %(code)s: give one label for each value from %(min)s to %(max)s, or none")
+                % {"code": self.code, "min": self.min, "max": self.max}
+            )
+        return self
+
 
 class ProtocolDefinition(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -108,6 +119,8 @@ class ProtocolDefinition(BaseModel):
                 )
         if "onset" not in nodes and self.windows:
             raise ValueError(_("windows are counted from the node “onset”"))
+        if "arrival" not in nodes:
+            raise ValueError(_("the node “arrival” is needed: it records the patient reaching the destination"))
         return self
 
     def node(self, code: str) -> NodeDef | None:
@@ -216,6 +229,10 @@ def metrics(protocol: ProtocolDefinition, nodes: Mapping[str, dt.datetime]) -> l
         minutes = None
         if start is not None and ends:
             minutes = round((min(ends) - start).total_seconds() / 60, 1)
+            if minutes < 0:
+                # The end before the start: nodes out of order (a correction pending, or treatment
+                # given at the sending hospital before arrival). Not a value, never "on target".
+                minutes = None
         out.append(Metric(code=m.code, name=m.name, minutes=minutes, target_minutes=m.target_minutes))
     return out
 

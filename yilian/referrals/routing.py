@@ -72,6 +72,9 @@ class Destination:
     arrival_at: dt.datetime | None
     reach: list[WindowReach] = field(default_factory=list)
     best_window: str = ""  # code of the most preferred window reached in time; "" none
+    # A window this destination can deliver when imaging selection decides: reached before its
+    # extended close, or onset unknown. Ranks after every destination reaching a window in time.
+    selection_window: str = ""
 
     @property
     def inside_window(self) -> bool:
@@ -174,12 +177,27 @@ def rank(
             dest.reach.append(WindowReach(code=w.code, name=w.name, reachable=reachable, must_leave_by=leave_by))
             if reachable and not dest.best_window:
                 dest.best_window = w.code
+            if not reachable and not dest.selection_window:
+                unknown_onset = w.closes_at is None
+                by_extended = (
+                    arrival is not None and w.extended_closes_at is not None and arrival <= w.extended_closes_at
+                )
+                if unknown_onset or by_extended:
+                    dest.selection_window = w.code
         out.append(dest)
     order = {w.code: i for i, w in enumerate(applicable)}
+    last = len(order)
 
-    def key(d: Destination) -> tuple[int, int, str]:
-        window_rank = order.get(d.best_window, len(order)) if d.best_window else len(order)
-        return (window_rank, d.eta_minutes if d.eta_minutes is not None else 10**9, d.institution.code)
+    def key(d: Destination) -> tuple[int, int, int, str]:
+        # Reaching a window in time first (best window first), then reaching one only with imaging
+        # selection (extended window or onset unknown), then the rest; within each, the nearest.
+        if d.best_window:
+            tier, window_rank = 0, order[d.best_window]
+        elif d.selection_window:
+            tier, window_rank = 1, order[d.selection_window]
+        else:
+            tier, window_rank = 2, last
+        return (tier, window_rank, d.eta_minutes if d.eta_minutes is not None else 10**9, d.institution.code)
 
     out.sort(key=key)
     return out

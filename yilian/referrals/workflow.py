@@ -124,7 +124,9 @@ GREEN_TRANSITIONS: dict[tuple[Status, Action], Transition] = {
     (S.FORWARDED, A.FORWARD): _t(S.FORWARDED, OFFICE, SYSTEM, reason=True),
     (S.FORWARDED, A.CANCEL): _t(S.CANCELLED, SENDER, OFFICE, reason=True),
     (S.ACCEPTED, A.CHECK_IN): _t(S.ARRIVED, RECEIVER),
-    (S.ACCEPTED, A.CANCEL): _t(S.CANCELLED, *_ANY_PARTY, reason=True),
+    # Once accepted, the destination holds the patient: it cannot end the case on its own (it
+    # calls the office, which may); the sender may (the patient died, or went elsewhere).
+    (S.ACCEPTED, A.CANCEL): _t(S.CANCELLED, SENDER, OFFICE, reason=True),
     (S.ARRIVED, A.START_TREATMENT): _t(S.IN_TREATMENT, RECEIVER),
     (S.ARRIVED, A.RETURN_OUTCOME): _t(S.OUTCOME_RETURNED, RECEIVER),
     (S.IN_TREATMENT, A.RETURN_OUTCOME): _t(S.OUTCOME_RETURNED, RECEIVER),

@@ -142,13 +142,24 @@ def test_without_an_occlusion_the_nearer_hospital_comes_first() -> None:
     assert [d.best_window for d in ranked] == ["ivt", "ivt"]
 
 
-def test_a_centre_too_far_for_the_thrombectomy_window_does_not_outrank_the_nearer_hospital() -> None:
-    # Onset 5 h 30 min ago: thrombectomy closes in 30 min, thrombolysis closed an hour ago.
+def test_a_centre_reaching_thrombectomy_only_in_the_extended_window_outranks_a_nearer_hospital() -> None:
+    # Onset 5 h 30 min ago with a large-vessel occlusion: the centre (81 min) arrives after the
+    # 6-hour close but well inside the 24-hour window with imaging selection; the county hospital
+    # offers only thrombolysis, whose window has closed. The centre is the one worth the drive.
     county, centre = east(2, "county", 20), east(3, "centre", 60)
     ranked = rank([county, centre], {2: STROKE_CAPS, 3: COMPREHENSIVE}, windows=stroke_windows(onset_minutes_ago=330))
     assert [d.best_window for d in ranked] == ["", ""]
-    assert codes(ranked) == ["county", "centre"]
+    assert codes(ranked) == ["centre", "county"]
+    assert [d.selection_window for d in ranked] == ["evt", ""]
     assert not any(d.inside_window for d in ranked)
+
+
+def test_without_an_occlusion_nothing_is_reached_by_imaging_selection_and_travel_decides() -> None:
+    county, centre = east(2, "county", 20), east(3, "centre", 60)
+    windows = stroke_windows(onset_minutes_ago=330, lvo=False)
+    ranked = rank([centre, county], {2: STROKE_CAPS, 3: COMPREHENSIVE}, windows=windows)
+    assert codes(ranked) == ["county", "centre"]
+    assert all(d.selection_window == "" for d in ranked)
 
 
 def test_a_destination_reached_in_a_window_ranks_above_a_nearer_one_that_misses_it() -> None:
@@ -187,10 +198,13 @@ def test_arriving_at_the_moment_a_window_closes_is_in_time() -> None:
     assert late.best_window == "" and late.must_leave_by is None
 
 
-def test_with_onset_unknown_destinations_rank_by_travel_with_no_leave_time() -> None:
+def test_with_onset_unknown_a_centre_that_can_remove_the_clot_ranks_first_with_no_leave_time() -> None:
+    # Unknown onset: imaging selection decides, so the hospital able to deliver the preferred
+    # treatment comes first; no window has a close, so nobody has a "leave by".
     county, centre = east(2, "county", 20), east(3, "centre", 60)
-    ranked = rank([centre, county], {2: STROKE_CAPS, 3: COMPREHENSIVE}, windows=stroke_windows(onset_minutes_ago=None))
-    assert codes(ranked) == ["county", "centre"]
+    ranked = rank([county, centre], {2: STROKE_CAPS, 3: COMPREHENSIVE}, windows=stroke_windows(onset_minutes_ago=None))
+    assert codes(ranked) == ["centre", "county"]
+    assert [d.selection_window for d in ranked] == ["evt", "ivt"]
     assert all(d.best_window == "" and d.must_leave_by is None for d in ranked)
 
 

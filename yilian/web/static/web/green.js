@@ -235,6 +235,17 @@
       });
     });
     follow(board.getAttribute("data-events-url"), function () { refresh(); });
+    // A deadline that has just passed (an answer due, a window closing) changes what the server
+    // shows: the worker re-offers an unanswered case within seconds. Look again for a minute
+    // after any deadline passes, in case its event did not reach this board.
+    window.setInterval(function () {
+      const t = now();
+      const recent = Array.prototype.some.call(rows.querySelectorAll(".g-count[data-deadline]"), function (el) {
+        const passed = t - Date.parse(el.getAttribute("data-deadline"));
+        return passed > 0 && passed < 60000;
+      });
+      if (recent) refresh();
+    }, 10000);
     // Accept and decline from the board: no reload (the sound stays unlocked).
     document.body.addEventListener("htmx:afterRequest", function (e) {
       const form = e.detail.elt;
