@@ -33,7 +33,6 @@ import http.client
 import json
 import math
 import os
-import platform
 import re
 import shutil
 import signal
@@ -48,6 +47,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from _common import machine, percentile, postgres_ready
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 HOST = "127.0.0.1"
@@ -61,58 +62,13 @@ def _percentiles(values: list[float]) -> dict[str, float]:
     if not values:
         return {}
     ordered = sorted(values)
-
-    def at(share: float) -> float:
-        return round(ordered[max(0, math.ceil(len(ordered) * share) - 1)], 1)
-
     return {
         "n": len(ordered),
         "p50_ms": round(statistics.median(ordered), 1),
-        "p90_ms": at(0.90),
-        "p99_ms": at(0.99),
+        "p90_ms": percentile(ordered, 0.90),
+        "p99_ms": percentile(ordered, 0.99),
         "max_ms": round(ordered[-1], 1),
     }
-
-
-def _machine() -> dict[str, Any]:
-    model = ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
-    except OSError:
-        pass
-    memory_gib = 0.0
-    try:
-        with open("/proc/meminfo") as f:
-            kib = int(next(line for line in f if line.startswith("MemTotal")).split()[1])
-            memory_gib = round(kib / 1024 / 1024, 1)
-    except (OSError, StopIteration, ValueError):
-        pass
-    return {
-        "cpu": model,
-        "cpus": os.cpu_count(),
-        "memory_gib": memory_gib,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-    }
-
-
-def postgres_ready(url: str) -> str:
-    """Create the database ``url`` names if it is missing; "" when ready, else why not."""
-    import psycopg
-    from psycopg import sql
-    from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
-    name = str(conninfo_to_dict(url).get("dbname") or "")
-    if not name:
-        return "the URL names no database"
-    try:
-        with psycopg.connect(make_conninfo(url, dbname="postgres"), autocommit=True, connect_timeout=3) as conn:
-            if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() is None:
-                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    except psycopg.Error as exc:
-        return f"no PostgreSQL server answers ({str(exc).strip().splitlines()[0]})"
-    return ""
 
 
 def _listening_backends(url: str) -> int:
@@ -553,7 +509,7 @@ def main() -> int:
     for d in dirs:
         shutil.rmtree(d, ignore_errors=True)
 
-    result = {"benchmark": "green_board", "target_p99_ms": TARGET_P99_MS, "machine": _machine(), "runs": results}
+    result = {"benchmark": "green_board", "target_p99_ms": TARGET_P99_MS, "machine": machine(), "runs": results}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "green_board.json").write_text(json.dumps(result, indent=2, ensure_ascii=False))
     ok = True

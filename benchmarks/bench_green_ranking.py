@@ -29,10 +29,8 @@ import argparse
 import json
 import math
 import os
-import platform
 import random
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -40,67 +38,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _common import machine, postgres_ready, summary
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 TARGET_P95_MS = 50.0
 DEFAULT_POSTGRES = "postgres://postgres@127.0.0.1:5432/yl_bench_green_ranking"
 CONSORTIUM = "bench-green-rank"
 SEED = 20261124
-
-
-def _percentile(sorted_ms: list[float], share: float) -> float:
-    return round(sorted_ms[max(0, math.ceil(len(sorted_ms) * share) - 1)], 2)
-
-
-def _summary(timings: list[float]) -> dict[str, float]:
-    timings = sorted(timings)
-    return {
-        "p50_ms": round(statistics.median(timings), 2),
-        "p95_ms": _percentile(timings, 0.95),
-        "max_ms": round(timings[-1], 2),
-    }
-
-
-def _machine() -> dict[str, Any]:
-    model = ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
-    except OSError:
-        pass
-    memory_gib = 0.0
-    try:
-        with open("/proc/meminfo") as f:
-            kib = int(next(line for line in f if line.startswith("MemTotal")).split()[1])
-            memory_gib = round(kib / 1024 / 1024, 1)
-    except (OSError, StopIteration, ValueError):
-        pass
-    return {
-        "cpu": model,
-        "cpus": os.cpu_count(),
-        "memory_gib": memory_gib,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-    }
-
-
-def postgres_ready(url: str) -> str:
-    """Create the database ``url`` names if it is missing; "" when ready, else why not."""
-    import psycopg
-    from psycopg import sql
-    from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
-    params = conninfo_to_dict(url)
-    name = str(params.get("dbname") or "")
-    if not name:
-        return "the URL names no database"
-    try:
-        with psycopg.connect(make_conninfo(url, dbname="postgres"), autocommit=True, connect_timeout=3) as conn:
-            if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() is None:
-                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    except psycopg.Error as exc:
-        return f"no PostgreSQL server answers ({str(exc).strip().splitlines()[0]})"
-    return ""
 
 
 # ----------------------------------------------------------------------------------------
@@ -300,7 +245,7 @@ def _run_one(args: argparse.Namespace) -> dict[str, Any]:
         with CaptureQueriesContext(connection) as queries:
             ranked = once()
         captured = [{"ms": round(float(q["time"]) * 1000, 2), "sql": q["sql"][:200]} for q in queries.captured_queries]
-        return {**_summary(timings), "queries": len(captured), "query_log": captured}, ranked
+        return {**summary(timings, digits=2), "queries": len(captured), "query_log": captured}, ranked
 
     day_result, ranked = measure_rank_for(day)
     night_result, night_ranked = measure_rank_for(night)
@@ -362,7 +307,7 @@ def _run_one(args: argparse.Namespace) -> dict[str, Any]:
             "inside_window": sum(1 for d in night_ranked if d.inside_window),
             **night_result,
         },
-        "rank_alone": {"what": "routing.rank on loaded inputs", "runs": args.runs, **_summary(timings)},
+        "rank_alone": {"what": "routing.rank on loaded inputs", "runs": args.runs, **summary(timings, digits=2)},
         "target_p95_ms": TARGET_P95_MS,
         "target_met": day_result["p95_ms"] < TARGET_P95_MS and night_result["p95_ms"] < TARGET_P95_MS,
     }
@@ -431,7 +376,7 @@ def main() -> int:
             shutil.rmtree(data_dir, ignore_errors=True)
         shutil.rmtree(pg_dir, ignore_errors=True)
 
-    result = {"benchmark": "green_ranking", "target_p95_ms": TARGET_P95_MS, "machine": _machine(), "runs": results}
+    result = {"benchmark": "green_ranking", "target_p95_ms": TARGET_P95_MS, "machine": machine(), "runs": results}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "green_ranking.json").write_text(json.dumps(result, indent=2, ensure_ascii=False))
     ok = True

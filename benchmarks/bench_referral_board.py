@@ -25,8 +25,6 @@ import argparse
 import json
 import math
 import os
-import platform
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,46 +32,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _common import machine, summary
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 TARGET_P95_MS = 150.0
 BOARD_URL = "/referrals/?box=incoming"
-
-
-def _percentile(sorted_ms: list[float], share: float) -> float:
-    return round(sorted_ms[max(0, math.ceil(len(sorted_ms) * share) - 1)], 1)
-
-
-def _summary(timings: list[float]) -> dict[str, float]:
-    timings = sorted(timings)
-    return {
-        "p50_ms": round(statistics.median(timings), 1),
-        "p95_ms": _percentile(timings, 0.95),
-        "max_ms": round(timings[-1], 1),
-    }
-
-
-def _machine() -> dict[str, Any]:
-    model = ""
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout  # noqa: S607
-        model = next((line.split(":", 1)[1].strip() for line in out.splitlines() if "Model name" in line), "")
-    except OSError:
-        pass
-    memory_gib = 0.0
-    try:
-        with open("/proc/meminfo") as f:
-            kib = int(next(line for line in f if line.startswith("MemTotal")).split()[1])
-            memory_gib = round(kib / 1024 / 1024, 1)
-    except (OSError, StopIteration, ValueError):
-        pass
-    return {
-        "cpu": model,
-        "cpus": os.cpu_count(),
-        "memory_gib": memory_gib,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-    }
 
 
 # ----------------------------------------------------------------------------------------
@@ -130,7 +94,7 @@ def _run_one(args: argparse.Namespace) -> dict[str, Any]:
         with CaptureQueriesContext(connection) as queries:
             fetch()
         captured = [{"ms": round(float(q["time"]) * 1000, 1), "sql": q["sql"]} for q in queries.captured_queries]
-        return {**_summary(timings), "queries": len(captured)}, captured
+        return {**summary(timings), "queries": len(captured)}, captured
 
     def page() -> None:
         assert client.get(BOARD_URL).status_code == 200
@@ -286,7 +250,7 @@ def main() -> int:
             return 1
         results.append(json.loads(done.stdout.strip().splitlines()[-1]))
 
-    result = {"benchmark": "referral_board", "target_p95_ms": TARGET_P95_MS, "machine": _machine(), "runs": results}
+    result = {"benchmark": "referral_board", "target_p95_ms": TARGET_P95_MS, "machine": machine(), "runs": results}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "referral_board.json").write_text(json.dumps(result, indent=2, ensure_ascii=False))
     for r in results:

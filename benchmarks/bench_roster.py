@@ -22,16 +22,15 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
-import platform
 import random
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from _common import machine
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -58,28 +57,7 @@ QUICK = Size(experts=40, departments=8, sites=4, far_sites=1, weeks=4, time_limi
 
 
 def _machine() -> dict[str, Any]:
-    model = ""
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout  # noqa: S607
-        model = next((line.split(":", 1)[1].strip() for line in out.splitlines() if "Model name" in line), "")
-    except OSError:
-        pass
-    memory_gib = 0.0
-    try:
-        with open("/proc/meminfo") as f:
-            kib = int(next(line for line in f if line.startswith("MemTotal")).split()[1])
-            memory_gib = round(kib / 1024 / 1024, 1)
-    except (OSError, StopIteration, ValueError):
-        pass
-    return {
-        "cpu": model,
-        "cpus": os.cpu_count(),
-        "memory_gib": memory_gib,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "ortools": metadata.version("ortools"),
-        "chinese_calendar": metadata.version("chinese_calendar"),
-    }
+    return {**machine(), "ortools": metadata.version("ortools")}
 
 
 # ----------------------------------------------------------------------------------------

@@ -1,0 +1,69 @@
+"""What every benchmark shares: the machine it ran on, percentiles, a PostgreSQL database to use.
+
+Imported by the ``bench_*.py`` scripts, which run as scripts (their folder is on ``sys.path``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import statistics
+from typing import Any
+
+
+def percentile(sorted_ms: list[float], share: float, digits: int = 1) -> float:
+    """Nearest rank: the value at or below which ``share`` of the (sorted) timings fall."""
+    return round(sorted_ms[max(0, math.ceil(len(sorted_ms) * share) - 1)], digits)
+
+
+def summary(timings: list[float], digits: int = 1) -> dict[str, float]:
+    """p50, p95 and max of timings in milliseconds."""
+    ordered = sorted(timings)
+    return {
+        "p50_ms": round(statistics.median(ordered), digits),
+        "p95_ms": percentile(ordered, 0.95, digits),
+        "max_ms": round(ordered[-1], digits),
+    }
+
+
+def machine() -> dict[str, Any]:
+    """CPU model and count, memory, Python and platform, for the results file."""
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+    except OSError:
+        pass
+    memory_gib = 0.0
+    try:
+        with open("/proc/meminfo") as f:
+            kib = int(next(line for line in f if line.startswith("MemTotal")).split()[1])
+            memory_gib = round(kib / 1024 / 1024, 1)
+    except (OSError, StopIteration, ValueError):
+        pass
+    return {
+        "cpu": model,
+        "cpus": os.cpu_count(),
+        "memory_gib": memory_gib,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def postgres_ready(url: str) -> str:
+    """Create the database ``url`` names if it is missing; "" when ready, else why not."""
+    import psycopg
+    from psycopg import sql
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    name = str(conninfo_to_dict(url).get("dbname") or "")
+    if not name:
+        return "the URL names no database"
+    try:
+        with psycopg.connect(make_conninfo(url, dbname="postgres"), autocommit=True, connect_timeout=3) as conn:
+            if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() is None:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    except psycopg.Error as exc:
+        return f"no PostgreSQL server answers ({str(exc).strip().splitlines()[0]})"
+    return ""
