@@ -15,7 +15,7 @@ export UV_PYTHON_DOWNLOADS := never
 	.tools/bin/pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 
 $(VENV)/.installed: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --extra dev --python $(PYTHON)
+	$(UV) sync --frozen --extra dev --extra spark --python $(PYTHON)
 	@touch $@
 
 install: $(VENV)/.installed

@@ -17,10 +17,12 @@ from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 from ninja.security import APIKeyCookie, HttpBearer
 
+from yilian.activity.api import router as activity_router
 from yilian.consults.api import router as consults_router
 from yilian.consults.workflow import TransitionNotAllowed as ConsultTransitionNotAllowed
 from yilian.core.errors import Conflict
 from yilian.dispatch.api import router as dispatch_router
+from yilian.indicators.api import router as indicators_router
 from yilian.notifications.api import router as notifications_router
 from yilian.referrals.api import patients_router
 from yilian.referrals.api import router as referrals_router
@@ -194,3 +196,5 @@ api.add_router("/", notifications_router)
 api.add_router("/", surveys_router)
 api.add_router("/", dispatch_router)
 api.add_router("/", consults_router)
+api.add_router("/", activity_router)
+api.add_router("/", indicators_router)

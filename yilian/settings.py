@@ -75,6 +75,8 @@ INSTALLED_APPS = [
     "yilian.surveys",
     "yilian.dispatch",
     "yilian.consults",
+    "yilian.activity",
+    "yilian.indicators",
     "yilian.web",
     "yilian.demo",
 ]
@@ -234,3 +236,19 @@ LOGGING = {
 
 # Labels used in <title> and the navigation bar.
 SITE_NAME = _("Yilian")
+
+# Clinical activity and indicators (docs/indicators.md).
+# Parquet facts, one directory per import batch, and the rejects of partial imports.
+ACTIVITY_DIR = Path(os.environ.get("YILIAN_ACTIVITY_DIR", str(DATA_DIR / "activity"))).resolve()
+# The key of the patient pseudonyms (HMAC-SHA256). It must never be stored with the data: set it
+# from a secret store in production. Without it, it is derived from SECRET_KEY (development, demo,
+# tests); changing either makes new pseudonyms that do not link to the old ones.
+PSEUDONYM_KEY = os.environ.get("YILIAN_PSEUDONYM_KEY", "")
+# Where the indicator engine runs: "duckdb" (embedded, default) or "pyspark" (needs the spark extra
+# and Java 17; YILIAN_SPARK_MASTER picks the cluster, local[2] by default).
+INDICATOR_BACKEND = os.environ.get("YILIAN_INDICATOR_BACKEND", "duckdb")
+if INDICATOR_BACKEND not in ("duckdb", "pyspark"):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("YILIAN_INDICATOR_BACKEND must be duckdb or pyspark")
+SPARK_MASTER = os.environ.get("YILIAN_SPARK_MASTER", "local[2]")

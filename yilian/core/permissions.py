@@ -60,6 +60,12 @@ class Permission(models.TextChoices):
     OVERSEE_CONSULTS = "consults.oversee", _("Oversee the consortium's consultations; set their service levels")
     VIEW_CONSULT_FIGURES = "consults.view_figures", _("See consultation figures (counts and times, no patients)")
     USE_ADMIN = "core.use_admin", _("Use the administration site")
+    IMPORT_ACTIVITY = (
+        "activity.import",
+        _("Import the clinical activity (discharges, operations, visits) of one's institutions; withdraw batches"),
+    )
+    VIEW_INDICATORS = "indicators.view", _("See indicators and dashboards of the institutions one may see")
+    MANAGE_INDICATORS = "indicators.manage", _("Edit the consortium's indicator definitions and targets")
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -83,6 +89,9 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.MANAGE_STATIONING,
             Permission.OVERSEE_CONSULTS,
             Permission.VIEW_CONSULT_FIGURES,
+            Permission.IMPORT_ACTIVITY,
+            Permission.VIEW_INDICATORS,
+            Permission.MANAGE_INDICATORS,
         }
     ),
     Role.HOSPITAL_ADMIN: frozenset(
@@ -101,6 +110,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.CONFIRM_ATTENDANCE,
             Permission.COORDINATE_CONSULTS,
             Permission.VIEW_CONSULT_FIGURES,
+            Permission.IMPORT_ACTIVITY,
+            Permission.VIEW_INDICATORS,
         }
     ),
     Role.DOCTOR: frozenset(
@@ -145,9 +156,11 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.VIEW_SURVEY_RESULTS,
             Permission.VIEW_STATIONING,
             Permission.VIEW_CONSULT_FIGURES,
+            Permission.VIEW_INDICATORS,
         }
     ),
-    # The hospital's own quality staff: hand out survey links and posters, read the results and,
+    # The hospital's own quality staff (病案/质控): import the institution's clinical activity and read
+    # its indicators; hand out survey links and posters, read the results and,
     # alone among the roles, the free-text comments of their own institution.
     Role.QUALITY_STAFF: frozenset(
         {
@@ -155,6 +168,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.ISSUE_SURVEYS,
             Permission.VIEW_SURVEY_RESULTS,
             Permission.VIEW_SURVEY_COMMENTS,
+            Permission.IMPORT_ACTIVITY,
+            Permission.VIEW_INDICATORS,
         }
     ),
 }

@@ -27,6 +27,9 @@ EXPECTED: dict[Role, set[Permission]] = {
         P.MANAGE_STATIONING,
         P.OVERSEE_CONSULTS,
         P.VIEW_CONSULT_FIGURES,
+        P.IMPORT_ACTIVITY,
+        P.VIEW_INDICATORS,
+        P.MANAGE_INDICATORS,
     },
     Role.HOSPITAL_ADMIN: {
         P.VIEW_DIRECTORY,
@@ -43,6 +46,8 @@ EXPECTED: dict[Role, set[Permission]] = {
         P.CONFIRM_ATTENDANCE,
         P.COORDINATE_CONSULTS,
         P.VIEW_CONSULT_FIGURES,
+        P.IMPORT_ACTIVITY,
+        P.VIEW_INDICATORS,
     },
     Role.DOCTOR: {
         P.VIEW_DIRECTORY,
@@ -79,8 +84,16 @@ EXPECTED: dict[Role, set[Permission]] = {
         P.VIEW_SURVEY_RESULTS,
         P.VIEW_STATIONING,
         P.VIEW_CONSULT_FIGURES,
+        P.VIEW_INDICATORS,
     },
-    Role.QUALITY_STAFF: {P.VIEW_DIRECTORY, P.ISSUE_SURVEYS, P.VIEW_SURVEY_RESULTS, P.VIEW_SURVEY_COMMENTS},
+    Role.QUALITY_STAFF: {
+        P.VIEW_DIRECTORY,
+        P.ISSUE_SURVEYS,
+        P.VIEW_SURVEY_RESULTS,
+        P.VIEW_SURVEY_COMMENTS,
+        P.IMPORT_ACTIVITY,
+        P.VIEW_INDICATORS,
+    },
 }
 
 
