@@ -1,0 +1,86 @@
+"""The indicator engine's only way into the activity store.
+
+``current_facts`` is the union of the active (landed, not withdrawn) batches' facts minus every
+record that an active batch with a higher seq has replaced: a row of batch *s* with key *k* is
+hidden when ``<kind>/superseded/batch=<t>.parquet`` lists *k* for an active batch *t > s*.
+Withdrawing *t* therefore brings the earlier versions back without touching any file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+from django.db.models import Count, Max, Q
+
+from yilian.activity import store
+from yilian.activity.columns import KEY_COLUMNS, Kind, fact_schema
+from yilian.activity.models import BatchStatus, ImportBatch
+
+
+def _active(kind: Kind) -> list[tuple[int, int]]:
+    """(seq, rows_replaced) of the active batches of the kind."""
+    return [
+        (int(seq or 0), int(replaced))
+        for seq, replaced in ImportBatch.objects.filter(kind=kind, status=BatchStatus.LANDED, seq__isnull=False)
+        .order_by("seq")
+        .values_list("seq", "rows_replaced")
+    ]
+
+
+def _read(con: ibis.BaseBackend, pattern: str) -> ir.Table:
+    kwargs: dict[str, Any] = {"hive_partitioning": False} if con.name == "duckdb" else {}
+    return con.read_parquet(pattern, **kwargs)
+
+
+def current_facts(con: ibis.BaseBackend, kind: Kind) -> ir.Table | None:
+    """The current version of every record of the kind, as an Ibis table with the exact fact
+    schema (``columns.fact_schema``); None when no batch of the kind is active."""
+    kind = Kind(kind)
+    active = _active(kind)
+    if not active:
+        return None
+    seqs = [seq for seq, _ in active]
+    if not any(store.batch_file(kind, seq).exists() for seq in seqs):
+        return None  # the manifest names batches whose files are not under this ACTIVITY_DIR
+    names = fact_schema(kind).names
+    facts = _read(con, store.batch_glob(kind))
+    facts = facts.filter(facts.batch_seq.isin(seqs)).select(*names)
+    replacing = [seq for seq, replaced in active if replaced > 0 and store.superseded_file(kind, seq).exists()]
+    if not replacing:
+        return facts
+    keys = KEY_COLUMNS[kind]
+    superseded = _read(con, store.superseded_glob(kind))
+    superseded = superseded.filter(superseded.superseded_by.isin(replacing)).select(*keys, "superseded_by")
+    predicates = [facts[k] == superseded[k] for k in keys]
+    predicates.append(superseded.superseded_by > facts.batch_seq)
+    return facts.anti_join(superseded, predicates).select(*names)
+
+
+def coverage(kind: Kind) -> dict[str, set[tuple[int, int]]]:
+    """Institution code -> (year, month) pairs that active batches of the kind cover."""
+    covered: dict[str, set[tuple[int, int]]] = defaultdict(set)
+    for months in ImportBatch.objects.filter(kind=Kind(kind), status=BatchStatus.LANDED).values_list(
+        "coverage", flat=True
+    ):
+        for code, labels in (months or {}).items():
+            for label in labels:
+                year, month = label.split("-")
+                covered[code].add((int(year), int(month)))
+    return dict(covered)
+
+
+def store_version() -> str:
+    """Changes whenever a batch lands or is withdrawn (a cache key for computed indicators)."""
+    summary = ImportBatch.objects.filter(seq__isnull=False).aggregate(
+        n=Count("id"),
+        last=Max("seq"),
+        withdrawn=Count("id", filter=Q(status=BatchStatus.WITHDRAWN)),
+        last_withdrawn=Max("withdrawn_at"),
+    )
+    last_withdrawn: dt.datetime | None = summary["last_withdrawn"]
+    stamp = last_withdrawn.isoformat() if last_withdrawn else "-"
+    return f"{summary['n']}:{summary['last'] or 0}:{summary['withdrawn']}:{stamp}"
