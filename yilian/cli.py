@@ -265,6 +265,71 @@ def _audit_verify(args: argparse.Namespace) -> int:
     return 1
 
 
+def _import(args: argparse.Namespace) -> int:
+    """Import one file of clinical activity for ``--user`` (whose institutions it may cover), with a
+    progress bar on the terminal. Exit 0 when the batch landed (with ``--accept-valid`` some rows
+    may have been left out: ``--rejects`` copies them to a file), 1 when it was rejected (the first
+    20 problems are printed), 2 when the command itself is wrong (no such user or file)."""
+    import shutil
+    from pathlib import Path
+
+    _setup()
+    from django.core.exceptions import PermissionDenied, ValidationError
+    from tqdm import tqdm
+
+    from yilian.activity import services
+    from yilian.activity.columns import Kind
+    from yilian.registry import selectors
+
+    path = Path(args.file)
+    if not path.is_file():
+        print(f"no file {args.file!r}", file=sys.stderr)
+        return 2
+    user = selectors.user_by_username(args.user)
+    if user is None:
+        print(f"no user {args.user!r}", file=sys.stderr)
+        return 2
+    bar = tqdm(total=1, unit="step", file=sys.stderr, dynamic_ncols=True, leave=False)
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if bar.desc != stage:
+            bar.set_description(stage)
+        bar.total = max(total, 1)
+        bar.n = min(done, bar.total)
+        bar.refresh()
+
+    try:
+        result = services.batch_import(
+            user=user,
+            kind=Kind(args.kind),
+            path=path,
+            filename=path.name,
+            accept_valid=args.accept_valid,
+            progress=progress,
+        )
+    except (PermissionDenied, ValidationError) as exc:
+        bar.close()
+        print("; ".join(getattr(exc, "messages", None) or [str(exc)]), file=sys.stderr)
+        return 2
+    bar.close()
+    batch = result.batch
+    print(
+        f"batch {batch.public_id} ({batch.kind}, {path.name}): {batch.status}; "
+        f"rows {batch.rows_total}, landed {batch.rows_landed}, rejected {batch.rows_rejected}, "
+        f"replaced {batch.rows_replaced}"
+    )
+    errors = list(batch.errors or [])
+    if errors:
+        shown = errors[:20]
+        print(f"{batch.errors_total} problem(s); the first {len(shown)}:", file=sys.stderr)
+        for error in shown:
+            print(f"  row {error['row']}, {error['column'] or '-'}: {error['message']}", file=sys.stderr)
+    if args.rejects and result.rejects_path is not None:
+        shutil.copyfile(result.rejects_path, args.rejects)
+        print(f"rejected rows written to {args.rejects}")
+    return 0 if batch.status == "landed" else 1
+
+
 def _demo(args: argparse.Namespace) -> int:
     """Migrate, seed the demo consortium, print the logins, run the worker and the server."""
     import signal
@@ -357,6 +422,14 @@ def build_parser() -> argparse.ArgumentParser:
     audit_sub = p.add_subparsers(dest="audit_command", required=True)
     av = audit_sub.add_parser("verify", help="check the hash chain; exit 1 at the first broken row")
     av.set_defaults(func=_audit_verify)
+
+    p = sub.add_parser("import", help="import a file of clinical activity (discharges, operations, visits)")
+    p.add_argument("kind", choices=["discharges", "operations", "visits"])
+    p.add_argument("file", help=".csv (UTF-8 or GB18030), .xlsx or a FHIR R4B bundle (.json)")
+    p.add_argument("--user", required=True, help="the user the import is made as (their institutions)")
+    p.add_argument("--accept-valid", action="store_true", help="import the valid rows, leave out the rest")
+    p.add_argument("--rejects", default="", metavar="OUT.csv", help="with --accept-valid: write the rows left out here")
+    p.set_defaults(func=_import)
 
     p = sub.add_parser("demo", help="migrate, seed the demo consortium, run worker and server")
     p.add_argument("--host", default="127.0.0.1")
