@@ -60,8 +60,9 @@ api = NinjaAPI(
     description=(
         "Registry of the medical consortium (regions, institutions, consortia, agreements, practitioners), "
         "two-way referrals with their patients, green-channel (time-critical) transfers, the caller's "
-        "notifications, satisfaction surveys, and expert stationing (programmes, assignments, rosters, check-ins, "
-        "work logs)."
+        "notifications, satisfaction surveys, expert stationing (programmes, assignments, rosters, check-ins, "
+        "work logs), teleconsultations, clinical-activity imports (discharges, operations, visits) and the "
+        "indicators computed from them."
     ),
     auth=[BearerToken(), BrowserSession()],
     urls_namespace="api",

@@ -252,3 +252,5 @@ if INDICATOR_BACKEND not in ("duckdb", "pyspark"):
 
     raise ImproperlyConfigured("YILIAN_INDICATOR_BACKEND must be duckdb or pyspark")
 SPARK_MASTER = os.environ.get("YILIAN_SPARK_MASTER", "local[2]")
+# The largest activity file accepted by the upload page and the API (the command line has no limit).
+ACTIVITY_MAX_UPLOAD_BYTES = int(os.environ.get("YILIAN_ACTIVITY_MAX_UPLOAD_MB", "512")) * 1024 * 1024

@@ -28,5 +28,7 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
         "nav_can_survey_results": Permission.VIEW_SURVEY_RESULTS in scope.permissions,
         "nav_can_stationing": Permission.VIEW_STATIONING in scope.permissions,
         "nav_can_check_in": Permission.CHECK_IN in scope.permissions,
+        "nav_can_import_activity": Permission.IMPORT_ACTIVITY in scope.permissions,
+        "nav_can_indicators": Permission.VIEW_INDICATORS in scope.permissions,
         "nav_can_surveys": bool(scope.permissions & {Permission.ISSUE_SURVEYS, Permission.MANAGE_QUESTIONNAIRES}),
     }

@@ -336,13 +336,15 @@ def test_a_larger_scale_extends_the_smaller_one() -> None:
     assert three[: len(one)] == one
 
 
-def test_scale_two_seeds_more_practitioners_than_scale_one(seeded: SeedReport) -> None:
+def test_scale_two_seeds_more_practitioners_and_activity_than_scale_one(seeded: SeedReport) -> None:
     at_scale_one = Practitioner.objects.count()
 
     report = seed_demo(scale=2)
 
     assert report.practitioners == GENERATED_PER_ROUND
-    assert report.total == report.practitioners  # nothing else is scaled
+    # Only the staff and the clinical activity (a second round of batches) are scaled.
+    assert report.activity_batches > 0
+    assert report.total == report.practitioners + report.activity_batches
     assert Practitioner.objects.count() == at_scale_one + GENERATED_PER_ROUND
 
 
