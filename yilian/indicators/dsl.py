@@ -322,6 +322,10 @@ def predicate(table: ir.Table, where: tuple[tuple[Any, ...], ...]) -> ir.Boolean
     return result
 
 
+# Identifiers that are unique only within one institution.
+INSTITUTION_SCOPED_IDS = frozenset({"record_id", "visit_id"})
+
+
 def aggregate(table: ir.Table, measure: Measure) -> ir.Scalar:
     """The measure's reduction over ``table`` (conditions applied inside the aggregate)."""
     cond = predicate(table, measure.where)
@@ -330,6 +334,10 @@ def aggregate(table: ir.Table, measure: Measure) -> ir.Scalar:
         return table.count(where=cond) if cond is not None else table.count()
     column = table[arg]
     if kind == "distinct":
+        if arg in INSTITUTION_SCOPED_IDS:
+            # A stay or visit number is the hospital's own: the same number at two hospitals is
+            # two records, so count distinct (institution, number) pairs.
+            column = table.institution_code.concat("\x1f", column)
         return column.nunique(where=cond)
     if kind == "sum":
         return column.sum(where=cond)

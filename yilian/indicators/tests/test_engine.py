@@ -13,7 +13,7 @@ from django.utils import translation
 
 from yilian.activity.columns import Kind
 from yilian.indicators.engine import BACKENDS, IndicatorValue, OrgUnit, breakdown, evaluate, flows, periods_between
-from yilian.indicators.tests.factories import MAR25, D, land, visit, visits_rows
+from yilian.indicators.tests.factories import MAR25, D, land, operation, stay, visit, visits_rows
 from yilian.registry.models import Institution, User
 
 pytestmark = pytest.mark.django_db
@@ -334,3 +334,16 @@ def test_a_store_that_cannot_find_the_listed_files_is_no_data_but_other_errors_a
     BACKENDS.reset()
     with pytest.raises(duckdb.InvalidInputException):
         one("visits", KHPH)
+
+
+def test_the_same_stay_number_at_two_hospitals_is_two_stays(empty_store: None) -> None:
+    """Stay numbers are each hospital's own: a region counts khph's Z1 and qzph's Z1 as two stays,
+    both with surgery (2 of 3 discharges: 66.67 %), not one."""
+    land(
+        Kind.DISCHARGES,
+        [stay("khph", "Z1", D(2025, 3, 10)), stay("qzph", "Z1", D(2025, 3, 11)), stay("qzph", "Z2", D(2025, 3, 12))],
+    )
+    land(Kind.OPERATIONS, [operation("khph", "Z1", D(2025, 3, 10), 1), operation("qzph", "Z1", D(2025, 3, 11), 1)])
+    value = one("surgery_share", QUZHOU)
+    assert (value.numerator, value.denominator) == (2, 3)
+    assert value.value == pytest.approx(66.666667)
