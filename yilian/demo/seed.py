@@ -26,6 +26,7 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 
 from yilian.core.permissions import Role
+from yilian.demo.activity import seed_activity
 from yilian.demo.consults import seed_consults
 from yilian.demo.dispatch import seed_dispatch
 from yilian.demo.green import seed_green
@@ -250,6 +251,7 @@ class SeedReport:
     consults: int = 0
     survey_responses: int = 0
     green_protocols: int = 0
+    activity_batches: int = 0
 
     @property
     def total(self) -> int:
@@ -1534,8 +1536,9 @@ class _Seeder:
 def seed_demo(*, seed: int = 2018, scale: int = 1) -> SeedReport:
     """Create the demo consortium (whatever of it is missing) and say what was created.
 
-    ``scale`` multiplies the generated staff only; the two years of referral history are
-    seeded at scale 1 (``seed_referrals`` writes more for benchmarks).
+    ``scale`` multiplies the generated staff and the clinical activity facts (rounds of
+    ``yilian.demo.activity``); the two years of referral history are seeded at scale 1
+    (``seed_referrals`` writes more for benchmarks).
     """
     if scale < 1:
         raise ValueError("scale must be at least 1")
@@ -1568,4 +1571,6 @@ def seed_demo(*, seed: int = 2018, scale: int = 1) -> SeedReport:
         seeder.created["green_protocols"] += green.protocols
         seeder.created["patients"] += green.patients
         seeder.created["referrals"] += green.cases
+        # Clinical activity facts (Parquet batches, one audit row each), at the requested scale.
+        seeder.created["activity_batches"] += seed_activity(seed=seed, scale=scale).batches
     return seeder.report()

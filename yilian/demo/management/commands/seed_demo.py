@@ -24,9 +24,14 @@ class Command(BaseCommand):
     help = "Seed the demo consortium (Quzhou 2018 and Bijie 2022 stories). Safe to run again."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--seed", type=int, default=2018, help="random seed for generated staff (default 2018)")
         parser.add_argument(
-            "--scale", type=_positive_int, default=1, help="multiply the generated staff by this (default 1)"
+            "--seed", type=int, default=2018, help="random seed for generated staff and activity (default 2018)"
+        )
+        parser.add_argument(
+            "--scale",
+            type=_positive_int,
+            default=1,
+            help="multiply the generated staff and clinical activity by this (default 1)",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
