@@ -43,7 +43,9 @@ def _require_import(user: User) -> None:
         raise PermissionDenied(_("You may not import clinical activity."))
 
 
-def batch_out(batch: ImportBatch, *, detail: bool = False) -> dict[str, Any]:
+def batch_out(batch: ImportBatch, *, detail: bool = False, rows_visible: bool = True) -> dict[str, Any]:
+    """``rows_visible`` False (``selectors.may_see_rows``): no problems (they quote the rows' values)
+    and no link to the rejected rows."""
     out: dict[str, Any] = {
         "id": batch.public_id,
         "seq": batch.seq,
@@ -65,7 +67,9 @@ def batch_out(batch: ImportBatch, *, detail: bool = False) -> dict[str, Any]:
         "date_to": batch.date_to,
         "progress": {"stage": batch.progress_stage, "done": batch.progress_done, "total": batch.progress_total},
         "rejects_url": (
-            reverse("api:activity_batch_rejects", kwargs={"public_id": batch.public_id}) if batch.rejects_file else None
+            reverse("api:activity_batch_rejects", kwargs={"public_id": batch.public_id})
+            if batch.rejects_file and rows_visible
+            else None
         ),
         "withdrawn_by": batch.withdrawn_by.get_username() if batch.withdrawn_by else None,
         "withdrawn_at": batch.withdrawn_at,
@@ -74,7 +78,7 @@ def batch_out(batch: ImportBatch, *, detail: bool = False) -> dict[str, Any]:
     if detail:
         out["coverage"] = dict(batch.coverage or {})
         out["ignored_columns"] = list(batch.ignored_columns or [])
-        out["errors"] = list(batch.errors or [])
+        out["errors"] = list(batch.errors or []) if rows_visible else []
         out["failure"] = batch.failure
     return out
 
@@ -99,7 +103,7 @@ def batch_list(request: HttpRequest, filters: Query[BatchFilters]) -> Any:
         rows = rows.filter(kind=filters.kind)
     if filters.status:
         rows = rows.filter(status=filters.status)
-    return [batch_out(b) for b in rows]
+    return [batch_out(b, rows_visible=selectors.may_see_rows(user, b)) for b in rows]
 
 
 @router.post(
@@ -138,7 +142,9 @@ def batch_create(
 @router.get("/activity/batches/{public_id}", response={200: schemas.BatchDetailOut, **ERRORS})
 def batch_detail(request: HttpRequest, public_id: uuid.UUID) -> dict[str, Any]:
     """The manifest of one batch with the problems found in its file (the first ones)."""
-    return batch_out(selectors.access_batch(_user(request), str(public_id)), detail=True)
+    user = _user(request)
+    batch = selectors.access_batch(user, str(public_id))
+    return batch_out(batch, detail=True, rows_visible=selectors.may_see_rows(user, batch))
 
 
 @router.get(
@@ -156,7 +162,7 @@ def batch_detail(request: HttpRequest, public_id: uuid.UUID) -> dict[str, Any]:
 )
 def batch_rejects(request: HttpRequest, public_id: uuid.UUID) -> FileResponse:
     user = _user(request)
-    batch = selectors.access_batch(user, str(public_id))
+    batch = selectors.access_batch_rows(user, str(public_id))
     path = rejects_path(batch)
     if path is None:
         raise Http404(_("This batch has no rejected rows to download."))
@@ -174,4 +180,5 @@ def batch_withdraw(request: HttpRequest, public_id: uuid.UUID, payload: schemas.
         raise Conflict(
             _("Only a landed batch can be withdrawn; this one is %(status)s.") % {"status": batch.get_status_display()}
         )
-    return batch_out(services.batch_withdraw(user=user, batch=batch, reason=payload.reason), detail=True)
+    withdrawn = services.batch_withdraw(user=user, batch=batch, reason=payload.reason)
+    return batch_out(withdrawn, detail=True, rows_visible=selectors.may_see_rows(user, withdrawn))

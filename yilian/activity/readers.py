@@ -81,14 +81,41 @@ def detect_encoding(path: Path) -> str:
     return scan(path)[1]
 
 
+def _skip(path: Path, encoding: str) -> int:
+    """Bytes to skip before the text: a UTF-8 byte-order mark in front of GB18030 text (some
+    export tools write one whatever the encoding); for UTF-8 the decoder drops it itself."""
+    if encoding != "gb18030":
+        return 0
+    with path.open("rb") as handle:
+        return len(codecs.BOM_UTF8) if handle.read(len(codecs.BOM_UTF8)) == codecs.BOM_UTF8 else 0
+
+
+def _text(path: Path, encoding: str) -> io.TextIOWrapper:
+    handle = path.open("rb")
+    handle.seek(_skip(path, encoding))
+    return io.TextIOWrapper(handle, encoding=encoding, newline="")
+
+
 def _first_line(path: Path, encoding: str) -> str:
-    with path.open("r", encoding=encoding, newline="") as handle:
+    with _text(path, encoding) as handle:
         return handle.readline()
+
+
+def _undecodable() -> ReadError:
+    return ReadError(
+        _(
+            "The file is neither UTF-8 nor GB18030 text throughout (were parts of it saved in different "
+            "encodings?). Save the whole file as UTF-8 or GB18030 and upload it again."
+        )
+    )
 
 
 def read_csv(path: Path, *, encoding: str = "") -> RawTable:
     encoding = encoding or detect_encoding(path)
-    header_line = _first_line(path, encoding).lstrip("\ufeff")
+    try:
+        header_line = _first_line(path, encoding).lstrip("\ufeff")
+    except UnicodeDecodeError as exc:
+        raise _undecodable() from exc
     if not header_line.strip():
         raise ReadError(_("The file is empty or its first line (the column headers) is blank."))
     headers = next(csv.reader([header_line.rstrip("\r\n")]))
@@ -99,9 +126,11 @@ def read_csv(path: Path, *, encoding: str = "") -> RawTable:
         bad_rows.append(row.number)
         return "skip"
 
+    source = pa.OSFile(str(path))  # native reads, as fast as a path
+    source.seek(_skip(path, encoding))
     try:
         table = pacsv.read_csv(
-            path,
+            source,
             read_options=pacsv.ReadOptions(
                 encoding="utf8" if encoding.startswith("utf-8") else encoding,
                 skip_rows=1,
@@ -115,8 +144,12 @@ def read_csv(path: Path, *, encoding: str = "") -> RawTable:
                 quoted_strings_can_be_null=False,
             ),
         )
+    except UnicodeDecodeError as exc:
+        raise _undecodable() from exc
     except pa.ArrowInvalid as exc:
         raise ReadError(_("The file could not be read as CSV: %(reason)s") % {"reason": str(exc)[:300]}) from exc
+    finally:
+        source.close()
     if bad_rows:
         # pyarrow's parallel parser does not know line numbers: find the first few here (only
         # for a broken file, so the slow way is fine).
@@ -130,7 +163,7 @@ def read_csv(path: Path, *, encoding: str = "") -> RawTable:
 
 def _ragged_rows(path: Path, encoding: str, width: int, limit: int = 10) -> list[int]:
     found: list[int] = []
-    with path.open("r", encoding=encoding, newline="") as handle:
+    with _text(path, encoding) as handle:
         for number, row in enumerate(csv.reader(handle), start=1):
             if number > 1 and row and len(row) != width:
                 found.append(number)
@@ -242,6 +275,19 @@ def _age(birth: Any, on: str) -> str:
     return str(day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day)))
 
 
+def _fhir_problems(exc: Any, limit: int = 3) -> str:
+    """Where the Bundle is wrong (element paths and the validator's reasons), without the values
+    themselves: they may be patients' identifiers, names or birth dates."""
+    problems = exc.errors(include_url=False, include_input=False, include_context=False)
+    shown = [
+        "{}: {}".format(".".join(str(part) for part in p.get("loc", ())) or "Bundle", str(p.get("msg", ""))[:150])
+        for p in problems[:limit]
+    ]
+    if len(problems) > limit:
+        shown.append("…")
+    return "; ".join(shown)
+
+
 def read_fhir_bundle(kind: Kind, path: Path) -> RawTable:
     """Encounters (class AMB/EMER/VR -> visits; IMP/ACUTE/NONAC -> discharges) and Procedures
     (-> operations of the inpatient Encounter they reference) of a FHIR R4B Bundle, with the
@@ -251,8 +297,12 @@ def read_fhir_bundle(kind: Kind, path: Path) -> RawTable:
 
     try:
         bundle = Bundle.model_validate_json(path.read_bytes())
-    except (PydanticError, ValueError) as exc:
-        raise ReadError(_("The file is not a valid FHIR R4B Bundle: %(reason)s") % {"reason": str(exc)[:300]}) from exc
+    except PydanticError as exc:
+        raise ReadError(
+            _("The file is not a valid FHIR R4B Bundle: %(reason)s") % {"reason": _fhir_problems(exc)}
+        ) from exc
+    except ValueError as exc:
+        raise ReadError(_("The file is not a valid FHIR R4B Bundle: %(reason)s") % {"reason": _("not JSON")}) from exc
     by_ref: dict[str, Any] = {}
     entries: list[tuple[int, Any]] = []
     for position, entry in enumerate(bundle.entry or [], start=1):

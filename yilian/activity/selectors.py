@@ -5,6 +5,9 @@ Who may import for which institution (``institution_codes_importable_by``):
 - a consortium office: the lead and current members of its consortia (and its own institution);
 - a hospital administrator or quality staff: the institutions where they hold that role.
 A user sees the batches of the institutions they may import for, and the batches they uploaded.
+The rows of a batch (its problems, which quote values of the rows, and its rejected rows' file) are
+for the uploader and a system administrator: a hospital sees that the consortium office landed a
+batch holding its data, but not the rows of other hospitals the file held (``may_see_rows``).
 """
 
 from __future__ import annotations
@@ -67,4 +70,23 @@ def access_batch(user: AnyUser, public_id: str) -> ImportBatch:
         raise Http404(_("No such import batch.")) from exc
     if not batch_list_visible_to(user).filter(pk=batch.pk).exists():
         raise PermissionDenied(_("You may not see this import batch."))
+    return batch
+
+
+def may_see_rows(user: AnyUser, batch: ImportBatch) -> bool:
+    """Whether the user may see the batch's rows: its problems (they quote the rows' values) and
+    its rejected rows. Those rows may belong to any institution the file names, including ones the
+    batch does not cover (a row for an institution the uploader may not import for is rejected, not
+    landed), so only the uploader, who sent the file, and a system administrator see them."""
+    scope = user_scope(user)
+    if Permission.IMPORT_ACTIVITY not in scope.permissions:
+        return False
+    return scope.is_global or (batch.uploaded_by_id is not None and batch.uploaded_by_id == user.pk)
+
+
+def access_batch_rows(user: AnyUser, public_id: str) -> ImportBatch:
+    """The batch (as ``access_batch``) when the user may also see its rows; PermissionDenied otherwise."""
+    batch = access_batch(user, public_id)
+    if not may_see_rows(user, batch):
+        raise PermissionDenied(_("The rows of this batch include other institutions' data you may not see."))
     return batch

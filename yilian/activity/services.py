@@ -22,8 +22,8 @@ Domain rules enforced here:
 
 from __future__ import annotations
 
+import logging
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +50,8 @@ from yilian.core.models import AuditAction
 from yilian.core.permissions import Permission
 from yilian.registry.models import Institution, User
 from yilian.registry.selectors import require_perm
+
+logger = logging.getLogger(__name__)
 
 AnyUser = AbstractBaseUser | AnonymousUser
 Progress = Callable[[str, int, int], None]
@@ -274,6 +276,9 @@ def batch_import(
     try:
         report("reading", 0, 1)
         raw = readers.read_file(kind, path, filename, encoding=encoding)
+        if raw.num_rows == 0:
+            # A header line alone (an export that selected nothing) would land as an empty batch.
+            raise readers.ReadError(_("The file has no rows of data under its column headers: nothing to import."))
         report("reading", 1, 1)
         outcome = validate(
             kind=kind,
@@ -372,8 +377,11 @@ def _reject(
 
 
 def _fail(batch: ImportBatch, user: AnyUser, exc: BaseException) -> None:
-    """Record an unexpected failure (a bug or a full disk) on the batch; nothing has landed."""
-    detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()[:2000]
+    """Record an unexpected failure (a bug or a full disk) on the batch; nothing has landed. The
+    batch keeps only the kind of error: a library's message may quote a value of the file (patient
+    data), so the message itself goes to the server log alone."""
+    logger.error("import batch %s failed", batch.public_id, exc_info=exc)
+    detail = type(exc).__name__
     with transaction.atomic():
         ImportBatch.objects.filter(pk=batch.pk).update(
             status=BatchStatus.FAILED, failure=detail, progress_stage="failed", seq=None

@@ -235,10 +235,13 @@ def _detail(
         if batch.status != BatchStatus.PROCESSING:
             response["HX-Refresh"] = "true"
         return response
+    rows_visible = selectors.may_see_rows(user, batch)
+    errors = batch.errors if rows_visible else []
     context: dict[str, Any] = {
         "batch": batch,
-        "errors": batch.errors,
-        "more_errors": max(batch.errors_total - len(batch.errors), 0),
+        "errors": errors,
+        "more_errors": max(batch.errors_total - len(errors), 0),
+        "rows_visible": rows_visible,
         "history": history(batch),
         "may_withdraw": may_withdraw(user, batch),
         "institutions": list(batch.institutions.order_by("code")),
@@ -280,7 +283,7 @@ def withdraw(request: HttpRequest, public_id: str) -> HttpResponse:
 def rejects(request: HttpRequest, public_id: str) -> FileResponse:
     """The rows an accept-valid import left out, with the reason for each (audited)."""
     user = _user(request)
-    batch = selectors.access_batch(user, public_id)
+    batch = selectors.access_batch_rows(user, public_id)
     path = rejects_path(batch)
     if path is None:
         raise Http404(_("This batch has no rejected rows to download."))

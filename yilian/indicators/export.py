@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from openpyxl import Workbook
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
@@ -61,6 +62,12 @@ class Table:
     missed: set[int] = field(default_factory=set)
 
 
+def _clean(value: Any) -> Any:
+    """Text without the control characters a worksheet cannot hold (a filter typed by a user may
+    carry one); other values as they are."""
+    return ILLEGAL_CHARACTERS_RE.sub("", value) if isinstance(value, str) else value
+
+
 def _sheet_title(title: str, used: set[str]) -> str:
     base = re.sub(r"[\[\]:*?/\\]", " ", title).strip()[:28] or "Sheet"
     name, n = base, 2
@@ -74,7 +81,7 @@ def _write_table(ws: Worksheet, table: Table) -> None:
     ws.append([table.title])
     ws.cell(row=1, column=1).font = Font(bold=True, size=13)
     for note in table.notes:
-        ws.append([note])
+        ws.append([_clean(note)])
         ws.cell(row=ws.max_row, column=1).alignment = Alignment(wrap_text=False)
     ws.append([])
     ws.append([c.label for c in table.columns])
@@ -84,7 +91,7 @@ def _write_table(ws: Worksheet, table: Table) -> None:
         cell.fill = HEADER_FILL
         cell.alignment = Alignment(wrap_text=True, vertical="top")
     for index, row in enumerate(table.rows):
-        ws.append(row)
+        ws.append([_clean(v) for v in row])
         for column, cell in zip(table.columns, ws[ws.max_row], strict=False):
             if column.kind in FORMATS:
                 cell.number_format = FORMATS[column.kind]
@@ -107,10 +114,10 @@ def workbook(
     assert isinstance(ws, Worksheet)
     used: set[str] = set()
     ws.title = _sheet_title(_("About"), used)
-    ws.append([title])
+    ws.append([_clean(title)])
     ws.cell(row=1, column=1).font = Font(bold=True, size=13)
     for label, value in [*filters, (_("Exported at"), timezone.localtime().strftime("%Y-%m-%d %H:%M"))]:
-        ws.append([label, value])
+        ws.append([_clean(label), _clean(value)])
         ws.cell(row=ws.max_row, column=1).font = Font(bold=True)
     ws.append([])
     ws.append([_("Sheets")])

@@ -145,3 +145,26 @@ def test_those_who_may_not_import_get_403_and_other_hospitals_403(api: Any) -> N
     )
     assert uploaded().count() == 1
     assert uploaded().get().status == BatchStatus.LANDED
+
+
+def test_a_hospital_sees_a_shared_batch_but_not_the_other_hospitals_rows(api: Any) -> None:
+    # The consortium office lands one file for Quzhou (qzph) and Kaihua (khph), with a bad Kaihua row.
+    kaihua_good = ["khph", "K0001", "330824195503031111", "内科", "2025-03-03", "门诊", "初诊", "男", "70", "330824"]
+    kaihua_bad = ["khph", "K0002", "330824196604042222", "内科", "2025-02-30", "门诊", "初诊", "女", "59", "330824"]
+    office = api("office")
+    response = post_file(office, visits_csv([GOOD_ROWS[0], kaihua_good, kaihua_bad]), accept_valid="true")
+    assert response.status_code == 201
+    body = response.json()
+    assert sorted(body["institutions"]) == ["khph", "qzph"]
+    assert [(e["row"], e["column"]) for e in body["errors"]] == [(4, "就诊日期")]
+    assert office.get(body["rejects_url"]).status_code == 200
+
+    quality = api("quality")  # Quzhou's quality office: may import for qzph only
+    listed = {b["id"]: b for b in quality.get("/api/v1/activity/batches").json()["items"]}
+    assert listed[body["id"]]["rejects_url"] is None
+    detail = quality.get(f"/api/v1/activity/batches/{body['id']}")
+    assert detail.status_code == 200
+    assert detail.json()["errors"] == []
+    assert detail.json()["rejects_url"] is None
+    assert detail.json()["errors_total"] == 1  # the count, not the rows
+    assert quality.get(f"/api/v1/activity/batches/{body['id']}/rejects").status_code == 403

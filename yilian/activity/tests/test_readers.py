@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.utils import translation
 
 from yilian.activity import readers
 from yilian.activity.columns import Kind
@@ -266,3 +267,39 @@ def test_not_a_bundle_is_refused(tmp_path: Path) -> None:
     path.write_text('{"resourceType": "Patient"}', encoding="utf-8")
     with pytest.raises(readers.ReadError):
         readers.read_file(Kind.VISITS, path, "x.json")
+
+
+def test_gb18030_file_behind_a_utf8_byte_order_mark_is_read(tmp_path: Path) -> None:
+    # Some export tools put a UTF-8 BOM in front of whatever encoding they write.
+    table = rows([discharge()])
+    path = write_csv(tmp_path, table, encoding="gb18030", bom=True)
+    raw = readers.read_file(Kind.DISCHARGES, path, "x.csv")
+    assert raw.encoding == "gb18030"
+    assert strings(raw) == table
+
+
+def test_a_file_mixing_utf8_and_gb18030_is_refused_with_a_message(tmp_path: Path) -> None:
+    table = rows([discharge(), discharge(record_id="ZY002")])
+    path = tmp_path / "mixed.csv"
+    lines = write_csv(tmp_path, table[:1], name="h.csv").read_bytes()  # the header line in UTF-8
+    path.write_bytes(lines + write_csv(tmp_path, table[1:], encoding="gb18030", name="b.csv").read_bytes())
+    with translation.override("en"), pytest.raises(readers.ReadError, match="neither UTF-8 nor GB18030"):
+        readers.read_file(Kind.DISCHARGES, path, "mixed.csv")
+
+
+def test_an_invalid_bundle_is_described_without_quoting_patient_data(tmp_path: Path) -> None:
+    resident_id = "330824195003071234"
+    path = write_json(
+        tmp_path,
+        {
+            "resourceType": "Bundle",
+            "type": "collection",
+            "entry": [{"resource": {"resourceType": "Patient", "id": "p1", "birthDate": resident_id}}],
+        },
+    )
+    with translation.override("en"), pytest.raises(readers.ReadError) as raised:
+        readers.read_file(Kind.VISITS, path, "bundle.json")
+    message = str(raised.value)
+    assert message.startswith("The file is not a valid FHIR R4B Bundle: ")
+    assert "birthDate" in message
+    assert resident_id not in message

@@ -404,3 +404,52 @@ def test_batches_are_visible_to_those_who_may_import_for_their_institutions(tmp_
         access_batch(user("hospadmin"), str(khph.public_id))
     with pytest.raises(Http404):
         access_batch(user("office"), "not-a-uuid")
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+def test_a_file_with_headers_but_no_rows_is_rejected_not_landed_empty(
+    tmp_path: Path, activity_dir: Path, fmt: str
+) -> None:
+    header = rows([visit()])[:1]
+    path = write_csv(tmp_path, header) if fmt == "csv" else write_xlsx(tmp_path, header)
+    with translation.override("en"):
+        result = services.batch_import(user=user("office"), kind=Kind.VISITS, path=path, filename=path.name)
+    assert result.batch.status == BatchStatus.REJECTED
+    assert result.batch.seq is None
+    assert [(e.row, e.message) for e in result.errors] == [
+        (0, "The file has no rows of data under its column headers: nothing to import.")
+    ]
+    assert parquet_files(activity_dir) == []
+
+
+def test_a_file_in_mixed_encodings_is_rejected_not_a_server_error(tmp_path: Path, activity_dir: Path) -> None:
+    table = rows([visit()])
+    path = tmp_path / "mixed.csv"
+    path.write_bytes(",".join(table[0]).encode("utf-8") + b"\n" + ",".join(table[1]).encode("gb18030") + b"\n")
+    with translation.override("en"):
+        result = services.batch_import(user=user("office"), kind=Kind.VISITS, path=path, filename="mixed.csv")
+    assert result.batch.status == BatchStatus.REJECTED
+    assert result.errors[0].message.startswith("The file is neither UTF-8 nor GB18030 text throughout")
+    assert parquet_files(activity_dir) == []
+
+
+def test_an_unexpected_failure_lands_nothing_and_keeps_no_file_values_on_the_batch(
+    tmp_path: Path, activity_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure while writing (a full disk, a bug) leaves nothing in the store, and the batch
+    records only the kind of error: the message might quote a value of the file."""
+
+    def full_disk(**_kw: Any) -> Any:
+        raise OSError("No space left on device while writing 330824195003071234")
+
+    monkeypatch.setattr(store, "write_batch", full_disk)
+    with pytest.raises(OSError, match="No space"):
+        do_import(tmp_path, Kind.DISCHARGES, [discharge()])
+    batch = ImportBatch.objects.get(filename="export.csv")
+    assert batch.status == BatchStatus.FAILED
+    assert batch.failure == "OSError"
+    audited = AuditEvent.objects.order_by("-id").first()
+    assert audited is not None
+    assert audited.changes["status"] == "failed"
+    assert "330824" not in str(audited.changes)
+    assert parquet_files(activity_dir) == []

@@ -309,3 +309,21 @@ def test_the_list_costs_the_same_queries_however_many_batches(login: Any, person
         html = client.get("/activity/").content.decode()
     assert "v2.csv" in html
     assert len(after.captured_queries) == len(before.captured_queries)
+
+
+def test_the_batch_page_of_a_shared_batch_hides_the_other_hospitals_rows(login: Any) -> None:
+    kaihua_bad = ["khph", "K0002", "330824196604042222", "内科", "2025-02-30", "门诊", "初诊", "女", "59", "330824"]
+    office = login("office", "en")
+    upload(office, visits_csv([GOOD_ROWS[0], kaihua_bad]), accept_valid="on")
+    batch = uploaded().get()
+    assert batch.institution_codes == ["qzph"]  # the Kaihua row was left out
+    assert "“2025-02-30” is not a date" in office.get(f"/activity/{batch.public_id}/").content.decode()
+
+    quality = login("quality", "en")  # Quzhou's quality office sees the batch of its hospital...
+    assert quality.get("/activity/", HTTP_ACCEPT_LANGUAGE="en").content.decode().count(str(batch.public_id)) >= 1
+    html = quality.get(f"/activity/{batch.public_id}/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "1 row was left out" in html
+    # ... but not the Kaihua row that was left out, quoted in the problems and in the rejects file.
+    assert "2025-02-30" not in html
+    assert 'id="rejects-download"' not in html
+    assert quality.get(f"/activity/{batch.public_id}/rejects/").status_code == 403
