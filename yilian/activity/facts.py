@@ -8,7 +8,6 @@ Withdrawing *t* therefore brings the earlier versions back without touching any 
 
 from __future__ import annotations
 
-import datetime as dt
 from collections import defaultdict
 from typing import Any
 
@@ -74,13 +73,15 @@ def coverage(kind: Kind) -> dict[str, set[tuple[int, int]]]:
 
 
 def store_version() -> str:
-    """Changes whenever a batch lands or is withdrawn (a cache key for computed indicators)."""
+    """Changes whenever a batch lands or is withdrawn (a cache key for computed indicators), and
+    when the store or the manifest is another one with the same counts (a restored database, a
+    store moved elsewhere): the landing times and the store's place are part of it."""
     summary = ImportBatch.objects.filter(seq__isnull=False).aggregate(
         n=Count("id"),
         last=Max("seq"),
         withdrawn=Count("id", filter=Q(status=BatchStatus.WITHDRAWN)),
         last_withdrawn=Max("withdrawn_at"),
+        last_landed=Max("landed_at"),
     )
-    last_withdrawn: dt.datetime | None = summary["last_withdrawn"]
-    stamp = last_withdrawn.isoformat() if last_withdrawn else "-"
-    return f"{summary['n']}:{summary['last'] or 0}:{summary['withdrawn']}:{stamp}"
+    stamps = [t.isoformat() if t else "-" for t in (summary["last_withdrawn"], summary["last_landed"])]
+    return f"{summary['n']}:{summary['last'] or 0}:{summary['withdrawn']}:{':'.join(stamps)}:{store.root()}"

@@ -33,6 +33,8 @@ from yilian.demo.green import seed_green
 from yilian.demo.pdf import simple_pdf
 from yilian.demo.referrals import seed_referrals
 from yilian.demo.surveys import seed_surveys
+from yilian.indicators.defaults import load_defaults
+from yilian.indicators.models import Indicator
 from yilian.registry import services
 from yilian.registry.models import (
     Agreement,
@@ -1571,6 +1573,10 @@ def seed_demo(*, seed: int = 2018, scale: int = 1) -> SeedReport:
         seeder.created["green_protocols"] += green.protocols
         seeder.created["patients"] += green.patients
         seeder.created["referrals"] += green.cases
+        # The indicator definitions come with a data migration; a database emptied since (the
+        # browser tests' flush) gets them back, so the dashboards have something to compute.
+        if not Indicator.objects.exists():
+            load_defaults(Indicator)
         # Clinical activity facts (Parquet batches, one audit row each), at the requested scale.
         seeder.created["activity_batches"] += seed_activity(seed=seed, scale=scale).batches
     return seeder.report()
