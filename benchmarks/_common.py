@@ -5,10 +5,14 @@ Imported by the ``bench_*.py`` scripts, which run as scripts (their folder is on
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import platform
 import statistics
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 
@@ -67,3 +71,15 @@ def postgres_ready(url: str) -> str:
     except psycopg.Error as exc:
         return f"no PostgreSQL server answers ({str(exc).strip().splitlines()[0]})"
     return ""
+
+
+def run_child(script: str, env: dict[str, str], *args: str, cwd: Path | None = None) -> dict[str, Any]:
+    """Run ``script --child ARGS`` in a fresh Python process (its own peak memory, no warm caches)
+    and return the JSON object its last line of output holds."""
+    command = [sys.executable, str(Path(script).resolve()), "--child", *args]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False, cwd=cwd)  # noqa: S603
+    if done.returncode != 0:
+        print(done.stderr[-6000:], file=sys.stderr)
+        raise SystemExit(f"child {args[0]} failed")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result

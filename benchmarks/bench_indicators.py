@@ -37,14 +37,13 @@ import math
 import os
 import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from _common import machine, postgres_ready, summary
+from _common import machine, postgres_ready, run_child, summary
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -334,13 +333,7 @@ def _round(x: float | None) -> float | None:
 
 
 def _child(env: dict[str, str], *args: str) -> dict[str, Any]:
-    command = [sys.executable, str(Path(__file__).resolve()), "--child", *args]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False, cwd=ROOT)  # noqa: S603
-    if done.returncode != 0:
-        print(done.stderr[-6000:], file=sys.stderr)
-        raise SystemExit(f"child {args[0]} failed")
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
+    return run_child(__file__, env, *args, cwd=ROOT)
 
 
 def main() -> int:
