@@ -47,6 +47,13 @@ def errors(kind: Kind, records: list[dict[str, str]], **kw: Any) -> list[tuple[i
     return [(e.row, e.column, e.message) for e in check(kind, records, **kw).errors]
 
 
+def in_file_order(outcome: Any, column: str, key: str, ids: list[str]) -> list[Any]:
+    """One fact column in the order of the file's records (the facts come in no particular order:
+    the store sorts them)."""
+    by_id = dict(zip(outcome.facts.column(key).to_pylist(), outcome.facts.column(column).to_pylist(), strict=True))
+    return [by_id[i] for i in ids]
+
+
 def test_a_clean_discharge_has_no_errors_and_becomes_one_fact() -> None:
     outcome = check(Kind.DISCHARGES, [discharge()])
     assert outcome.errors == [] and outcome.errors_total == 0 and outcome.rows_rejected == 0
@@ -132,7 +139,7 @@ def test_sex_value_set_and_its_spellings() -> None:
     spellings = ["1", "2", "0", "9", "男", "女", "未知", "M", "f", "Male", "FEMALE", ""]
     outcome = check(Kind.DISCHARGES, [discharge(record_id=str(i), sex=s) for i, s in enumerate(spellings)])
     assert outcome.errors == []
-    assert outcome.facts.column("sex").to_pylist() == [
+    assert in_file_order(outcome, "sex", "record_id", [str(i) for i in range(len(spellings))]) == [
         "male",
         "female",
         "unknown",
@@ -227,7 +234,8 @@ def test_operation_values_in_english_and_defaults() -> None:
     records[0]["operation_seq"] = ""
     outcome = check(Kind.OPERATIONS, records)
     assert outcome.errors == []
-    facts = outcome.facts.to_pylist()
+    # The facts come in no particular order (the store sorts them): order them by stay and sequence.
+    facts = sorted(outcome.facts.to_pylist(), key=lambda f: (f["record_id"], f["operation_seq"]))
     # Empty sequence numbers: the position of the stay's rows in the file.
     assert [(f["record_id"], f["operation_seq"], f["is_main"]) for f in facts] == [
         ("ZY001", 1, True),
@@ -251,8 +259,9 @@ def test_visit_type_and_setting_value_sets() -> None:
     ]
     outcome = check(Kind.VISITS, records)
     assert outcome.errors == []
-    assert outcome.facts.column("visit_type").to_pylist() == ["follow_up", "follow_up", "tele", "first"]
-    assert outcome.facts.column("setting").to_pylist() == ["emergency", "emergency", "outpatient", "outpatient"]
+    ids = [r["visit_id"] for r in records]
+    assert in_file_order(outcome, "visit_type", "visit_id", ids) == ["follow_up", "follow_up", "tele", "first"]
+    assert in_file_order(outcome, "setting", "visit_id", ids) == ["emergency", "emergency", "outpatient", "outpatient"]
     assert errors(Kind.VISITS, [visit(visit_type="walk-in", setting="ward")]) == [
         (2, "门急诊", "“ward” is not one of the accepted values: 门诊, outpatient, 急诊, emergency."),
         (
@@ -267,7 +276,7 @@ def test_visit_type_and_setting_value_sets() -> None:
 def test_origin_relative_to_the_institution_region() -> None:
     regions = ["330802", "330824", "330106", "520502", ""]
     outcome = check(Kind.VISITS, [visit(visit_id=str(i), residence_region=r) for i, r in enumerate(regions)])
-    assert outcome.facts.column("origin").to_pylist() == [
+    assert in_file_order(outcome, "origin", "visit_id", [str(i) for i in range(len(regions))]) == [
         "same_county",
         "same_city",
         "same_province",
