@@ -608,12 +608,31 @@ def _p90(values: list[float]) -> float | None:
     return round(statistics.quantiles(values, n=10, method="inclusive")[-1], 1)
 
 
-def consult_figures(user: AnyUser, *, start: dt.date, end: dt.date) -> list[ConsultFigures]:
+def consult_figures(
+    user: AnyUser, *, start: dt.date, end: dt.date, institution_ids: list[int] | None = None
+) -> list[ConsultFigures]:
     """Per requesting institution: consults requested and delivered (answered or concluded) in the
     period by kind; response time (request to first answer) median and 90th percentile, eConsults
     in hours (the Champlain BASE anchor) and urgent readings in minutes; the share of close-outs
     with a referral avoided. Per consulted institution: consults it delivered. Scoped to the
-    institutions the user may see figures for."""
+    institutions the user may see figures for (of ``institution_ids`` when given). ``end`` is
+    inclusive."""
+    figures = _consult_figures(user, start, end, institution_ids, by_month=False).get(None, {})
+    return sorted(figures.values(), key=lambda f: f.institution_name)
+
+
+def consult_figures_by_month(
+    user: AnyUser, *, start: dt.date, end: dt.date, institution_ids: list[int] | None = None
+) -> dict[dt.date, dict[int, ConsultFigures]]:
+    """``consult_figures`` split by month (China time; each event in the month it happened:
+    requested, answered, closed): month (its first day) -> institution id -> figures."""
+    by_month = _consult_figures(user, start, end, institution_ids, by_month=True)
+    return {month: figures for month, figures in by_month.items() if month is not None}
+
+
+def _consult_figures(
+    user: AnyUser, start: dt.date, end: dt.date, institution_ids: list[int] | None, *, by_month: bool
+) -> dict[dt.date | None, dict[int, ConsultFigures]]:
     scope = user_scope(user)
     if Permission.VIEW_CONSULT_FIGURES not in scope.permissions:
         raise PermissionDenied(_("You may not see consultation figures."))
@@ -621,37 +640,48 @@ def consult_figures(user: AnyUser, *, start: dt.date, end: dt.date) -> list[Cons
         raise ValidationError({"end": _("The end of the period is before its start.")})
     from yilian.registry.selectors import institution_queryset_visible_to
 
-    visible = {i.pk: i.name for i in institution_queryset_visible_to(user)}
+    institutions = institution_queryset_visible_to(user)
+    if institution_ids is not None:
+        institutions = institutions.filter(pk__in=institution_ids)
+    visible = {i.pk: i.name for i in institutions}
     lo = timezone.make_aware(dt.datetime.combine(start, dt.time.min))
     hi = timezone.make_aware(dt.datetime.combine(end + dt.timedelta(days=1), dt.time.min))
-    figures: dict[int, ConsultFigures] = {}
+    out: dict[dt.date | None, dict[int, ConsultFigures]] = {}
 
-    def row(iid: int) -> ConsultFigures:
+    def row(iid: int, at: dt.datetime) -> ConsultFigures:
+        month = timezone.localtime(at).date().replace(day=1) if by_month else None
+        figures = out.setdefault(month, {})
         if iid not in figures:
             figures[iid] = ConsultFigures(iid, visible[iid])
         return figures[iid]
 
-    for c in Consult.objects.filter(requested_at__gte=lo, requested_at__lt=hi).values("from_institution_id", "kind"):
-        if c["from_institution_id"] in visible:
-            row(c["from_institution_id"]).requested += 1
+    ids = list(visible)
+    requested = Consult.objects.filter(requested_at__gte=lo, requested_at__lt=hi, from_institution_id__in=ids)
+    for iid, at in requested.values_list("from_institution_id", "requested_at"):
+        row(iid, at).requested += 1
     # Delivered when first answered or concluded (a later follow-up does not undo it).
-    delivered = Consult.objects.filter(answered_at__gte=lo, answered_at__lt=hi)
+    delivered = Consult.objects.filter(answered_at__gte=lo, answered_at__lt=hi).filter(
+        Q(from_institution_id__in=ids) | Q(to_institution_id__in=ids)
+    )
     for c in delivered.values("from_institution_id", "to_institution_id", "kind", "requested_at", "answered_at"):
-        assert c["answered_at"] is not None  # filtered on it
+        answered = c["answered_at"]
+        assert answered is not None  # filtered on it
         if c["from_institution_id"] in visible:
-            r = row(c["from_institution_id"])
+            r = row(c["from_institution_id"], answered)
             r.delivered_by_kind[c["kind"]] = r.delivered_by_kind.get(c["kind"], 0) + 1
-            waited = (c["answered_at"] - c["requested_at"]).total_seconds()
+            waited = (answered - c["requested_at"]).total_seconds()
             if c["kind"] == Kind.ECONSULT:
                 r.response_hours.append(waited / 3600)
             elif c["kind"] == Kind.READING:
                 r.reading_minutes.append(waited / 60)
         if c["to_institution_id"] in visible:
-            row(c["to_institution_id"]).answered_for_others += 1
-    closed = Consult.objects.filter(status=Status.CLOSED, closed_at__gte=lo, closed_at__lt=hi)
-    for iid, avoided in closed.values_list("from_institution_id", "referral_avoided"):
-        if iid in visible:
-            r = row(iid)
-            r.closed += 1
-            r.referral_avoided += bool(avoided)
-    return sorted(figures.values(), key=lambda f: f.institution_name)
+            row(c["to_institution_id"], answered).answered_for_others += 1
+    closed = Consult.objects.filter(
+        status=Status.CLOSED, closed_at__gte=lo, closed_at__lt=hi, from_institution_id__in=ids
+    )
+    for iid, avoided, closed_at in closed.values_list("from_institution_id", "referral_avoided", "closed_at"):
+        assert closed_at is not None  # filtered on it
+        r = row(iid, closed_at)
+        r.closed += 1
+        r.referral_avoided += bool(avoided)
+    return out

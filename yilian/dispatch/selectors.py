@@ -28,6 +28,7 @@ from decimal import Decimal
 
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models.functions import TruncMonth
 from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -577,53 +578,130 @@ class StationingFigures:
         return self.days_delivered / self.days_committed if self.days_committed else None
 
 
-def stationing_figures(user: AnyUser, *, start: dt.date, end: dt.date) -> list[StationingFigures]:
-    """Per host institution the user may see: doctors stationed (distinct experts with an
-    assignment running in the period), on-site days committed and delivered, registrations and
-    operations by stationed experts. Cancelled programmes do not count."""
+@dataclass
+class StationingMonth:
+    """What stationing delivered at one host institution in one month (adds up over months; the
+    doctors are a set because one doctor stationed in two months is one doctor of the two)."""
+
+    institution: Institution
+    practitioners: set[int] = field(default_factory=set)
+    committed: float = 0.0
+    delivered: int = 0
+    registrations: int = 0
+    operations: int = 0
+    operations_level_34: int = 0
+
+    def add(self, other: StationingMonth) -> None:
+        self.practitioners |= other.practitioners
+        self.committed += other.committed
+        self.delivered += other.delivered
+        self.registrations += other.registrations
+        self.operations += other.operations
+        self.operations_level_34 += other.operations_level_34
+
+    def figures(self) -> StationingFigures:
+        return StationingFigures(
+            institution=self.institution,
+            doctors_stationed=len(self.practitioners),
+            days_committed=round(self.committed),
+            days_delivered=self.delivered,
+            registrations=self.registrations,
+            operations=self.operations,
+            operations_level_34=self.operations_level_34,
+        )
+
+
+def _runs_in(a: Assignment, start: dt.date, end: dt.date) -> bool:
+    return (
+        a.starts_on <= end
+        and (a.ends_on is None or a.ends_on >= start)
+        and (a.withdrawn_on is None or a.withdrawn_on >= start)
+    )
+
+
+def _first_of_months(start: dt.date, end: dt.date) -> list[dt.date]:
+    out, day = [], start.replace(day=1)
+    while day <= end:
+        out.append(day)
+        day = dt.date(day.year + day.month // 12, day.month % 12 + 1, 1)
+    return out
+
+
+def stationing_figures_by_month(
+    user: AnyUser, *, start: dt.date, end: dt.date, institution_ids: list[int] | None = None
+) -> dict[dt.date, dict[int, StationingMonth]]:
+    """Month (its first day) -> host institution id -> what stationing delivered there, for the
+    days from ``start`` to ``end`` (inclusive; the first and last months are cut to them), for the
+    hosts the user may see (of ``institution_ids`` when given). A doctor counts in the months an
+    assignment of theirs runs; cancelled programmes do not count."""
     require_perm(user, Permission.VIEW_STATIONING)
+    visible = assignment_queryset_visible_to(user)
+    if institution_ids is not None:
+        visible = visible.filter(programme__host_institution_id__in=institution_ids)
     assignments = list(
-        assignment_queryset_visible_to(user)
-        .filter(starts_on__lte=end)
+        visible.filter(starts_on__lte=end)
         .filter(Q(ends_on__isnull=True) | Q(ends_on__gte=start))
         .filter(Q(withdrawn_on__isnull=True) | Q(withdrawn_on__gte=start))
         .exclude(programme__status=ProgrammeStatus.CANCELLED)
         .select_related("programme__host_institution")
     )
-    figures = delivery_by_month(assignments, start, end)
-    by_host: dict[int, list[Assignment]] = defaultdict(list)
+    out: dict[dt.date, dict[int, StationingMonth]] = defaultdict(dict)
+    hosts = {a.programme.host_institution_id: a.programme.host_institution for a in assignments}
+
+    def cell(month: dt.date, host_id: int) -> StationingMonth:
+        if host_id not in out[month]:
+            out[month][host_id] = StationingMonth(hosts[host_id])
+        return out[month][host_id]
+
+    months = _first_of_months(start, end)
+    delivery = delivery_by_month(assignments, start, end)
     for a in assignments:
-        by_host[a.programme.host_institution_id].append(a)
-    # The work of every host in two grouped queries, not a query per host.
+        host_id = a.programme.host_institution_id
+        for month in months:
+            month_end = dt.date(month.year + month.month // 12, month.month % 12 + 1, 1) - dt.timedelta(days=1)
+            if _runs_in(a, max(month, start), min(month_end, end)):
+                cell(month, host_id).practitioners.add(a.practitioner_id)
+        for key, days in delivery[a.pk].items():
+            of_month = cell(dt.date(int(key[:4]), int(key[5:7]), 1), host_id)
+            of_month.committed += days.committed
+            of_month.delivered += days.delivered
+    # The work of every host in two grouped queries, not a query per host and month.
     host = "assignment__programme__host_institution_id"
     logs = WorkLog.objects.filter(assignment__in=[a.pk for a in assignments], date__gte=start, date__lte=end)
-    seen = dict(logs.order_by().values_list(host).annotate(n=Sum("patients_seen")).values_list(host, "n"))
+    for host_id, month, seen in (
+        logs.order_by().annotate(month=TruncMonth("date")).values_list(host, "month").annotate(n=Sum("patients_seen"))
+    ):
+        cell(_as_date(month), host_id).registrations += seen or 0
     op_host = "work_log__" + host
-    operations = {
-        row[op_host]: (row["n"], row["n34"])
-        for row in LoggedOperation.objects.filter(work_log__in=logs)
+    for row in (
+        LoggedOperation.objects.filter(work_log__in=logs)
         .order_by()
-        .values(op_host)
+        .annotate(month=TruncMonth("work_log__date"))
+        .values(op_host, "month")
         .annotate(n=Count("id"), n34=Count("id", filter=Q(level__gte=3)))
-    }
-    result = []
-    for host_id, group in by_host.items():
-        institution = group[0].programme.host_institution
-        committed = sum(d.committed for a in group for d in figures[a.pk].values())
-        delivered = sum(d.delivered for a in group for d in figures[a.pk].values())
-        operated, operated_34 = operations.get(host_id, (0, 0))
-        result.append(
-            StationingFigures(
-                institution=institution,
-                doctors_stationed=len({a.practitioner_id for a in group}),
-                days_committed=round(committed),
-                days_delivered=delivered,
-                registrations=seen.get(host_id) or 0,
-                operations=operated,
-                operations_level_34=operated_34,
-            )
-        )
-    return sorted(result, key=lambda f: f.institution.code)
+    ):
+        target = cell(_as_date(row["month"]), row[op_host])
+        target.operations += row["n"]
+        target.operations_level_34 += row["n34"]
+    return dict(out)
+
+
+def _as_date(value: dt.date | dt.datetime) -> dt.date:
+    return value.date() if isinstance(value, dt.datetime) else value
+
+
+def stationing_figures(
+    user: AnyUser, *, start: dt.date, end: dt.date, institution_ids: list[int] | None = None
+) -> list[StationingFigures]:
+    """Per host institution the user may see (of ``institution_ids`` when given): doctors stationed
+    (distinct experts with an assignment running in the period), on-site days committed and
+    delivered, registrations and operations by stationed experts, from ``start`` to ``end``
+    inclusive. Cancelled programmes do not count."""
+    pooled: dict[int, StationingMonth] = {}
+    for by_host in stationing_figures_by_month(user, start=start, end=end, institution_ids=institution_ids).values():
+        for host_id, month in by_host.items():
+            pooled.setdefault(host_id, StationingMonth(month.institution)).add(month)
+    return sorted((p.figures() for p in pooled.values()), key=lambda f: f.institution.code)
 
 
 def programmes_hosted_at(institution: Institution) -> list[Programme]:

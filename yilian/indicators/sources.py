@@ -5,13 +5,15 @@ One ``OperationalSources`` lives for one ``evaluate`` (or ``breakdown``) call an
 period the call needs, the year-earlier ones included. It reads each source as few times as the
 selector allows:
 
-- the green channel (``green_report``) answers a whole range with a row per institution, protocol
-  and month: it is read once per side and protocol for each run of consecutive months the periods
-  cover (a 12-month range and its year-earlier twin are one run), and the months are pooled into
-  periods here;
-- referrals, stationing and consultations return totals for [start, end) only (stationing counts
-  distinct doctors, which do not add up over months): they are read once per source and period,
-  whatever the number of indicators or org units that use them.
+- each selector answers a whole range month by month (``green_report`` and the referral,
+  consultation and stationing ``*_by_month`` selectors): each source is read once (the green
+  channel once per side and protocol) for each run of consecutive months the periods cover (a
+  12-month range and its year-earlier twin are one run), whatever the number of periods,
+  indicators or org units; the months are pooled into periods here: counts summed, green-channel
+  times put together for the median, stationed doctors united (one doctor stationed in two months
+  of a quarter is one doctor of the quarter).
+
+Only the institutions of the evaluation's org units are asked for.
 
 What the user may not see (the selector refuses) is no data, never zero.
 """
@@ -61,89 +63,122 @@ def month_runs(spans: Iterable[Span]) -> list[Span]:
 
 
 class OperationalSources:
-    """The figure selectors of one evaluation, as the acting user, each source read once per period
-    (or once per run of months where the selector answers a range)."""
+    """The figure selectors of one evaluation, as the acting user, each source read once per run of
+    months."""
 
-    def __init__(self, user: AnyUser, spans: Iterable[Span]) -> None:
+    def __init__(self, user: AnyUser, spans: Iterable[Span], institutions: Iterable[Institution] | None = None) -> None:
         self.user = user
         self.spans = sorted(set(spans))
+        # Only the institutions of the evaluation's org units are read (None: every one the user sees).
+        self.institutions = (
+            None if institutions is None else sorted({i.pk: i for i in institutions}.values(), key=lambda i: i.pk)
+        )
+        self.ids = None if self.institutions is None else [i.pk for i in self.institutions]
         self.totals: dict[tuple[str, dt.date, dt.date], Figures | None] = {}
-        self.green_months: dict[tuple[str, str], dict[dt.date, Figures]] = {}
-        self.green: dict[tuple[str, str, dt.date, dt.date], Figures] = {}
+        self.monthly: dict[tuple[str, ...], dict[dt.date, Figures]] = {}
+        self.denied: set[str] = set()
 
     # --- reading ---------------------------------------------------------------------------------
 
     def figures(self, measure: Measure, start: dt.date, end: dt.date) -> Figures | None:
         """Institution id -> figures for [start, end), or None when the user may not see the source."""
-        if measure.source == "green":
-            return self._green(measure.green_side, measure.green_protocol, start, end)
-        key = (measure.source, start, end)
-        if key not in self.totals:
-            try:
-                self.totals[key] = self._read_totals(measure.source, start, end)
-            except PermissionDenied:
-                self.totals[key] = None
-        return self.totals[key]
+        source = measure.source
+        key = (source, measure.green_side, measure.green_protocol) if source == "green" else (source,)
+        total_key = (":".join(key), start, end)
+        if total_key in self.totals:
+            return self.totals[total_key]
+        try:
+            figures: Figures | None = self._pooled(key, start, end)
+        except PermissionDenied:
+            figures = None
+        self.totals[total_key] = figures
+        return figures
 
-    def _read_totals(self, source: str, start: dt.date, end: dt.date) -> Figures:
-        last_day = end - dt.timedelta(days=1)  # these two selectors take an inclusive end
-        if source == "referrals":
-            from yilian.referrals.selectors import referral_figures
+    def _pooled(self, key: tuple[str, ...], start: dt.date, end: dt.date) -> Figures:
+        """The months of [start, end) pooled: counts summed, green-channel times put together, the
+        stationed doctors of the months united (one doctor in two months is one doctor)."""
+        by_month = self._by_month(key, (start, end))
+        pooled: Figures = {}
+        for month in _months(start, end):
+            for iid, figures in by_month.get(month, {}).items():
+                target = pooled.setdefault(iid, {})
+                for name, value in figures.items():
+                    if isinstance(value, set):
+                        target[name] = target.get(name, set()) | value
+                    elif isinstance(value, list):
+                        target.setdefault(name, []).extend(value)
+                    else:
+                        target[name] = target.get(name, 0) + value
+        if key[0] == "stationing":
+            for figures in pooled.values():
+                figures["doctors_stationed"] = len(figures.pop("practitioners"))
+                figures["days_committed"] = round(figures["days_committed"])
+        return pooled
 
-            return {iid: vars(f) for iid, f in referral_figures(self.user, start=start, end=end).items()}
-        if source == "stationing":
-            from yilian.dispatch.selectors import stationing_figures
-
-            return {
-                f.institution.pk: {name: getattr(f, name) for name in dsl.OPERATIONAL_FIGURES["stationing"]}
-                for f in stationing_figures(self.user, start=start, end=last_day)
-            }
-        if source == "consults":
-            from yilian.consults.selectors import consult_figures
-
-            return {
-                f.institution_id: {name: getattr(f, name) for name in dsl.OPERATIONAL_FIGURES["consults"]}
-                for f in consult_figures(self.user, start=start, end=last_day)
-            }
-        raise ValueError(source)  # pragma: no cover - dsl admits no other operational source
-
-    def _green(self, side: str, protocol: str, start: dt.date, end: dt.date) -> Figures:
-        key = (side, protocol, start, end)
-        if key not in self.green:
-            by_month = self._green_by_month(side, protocol, (start, end))
-            pooled: Figures = {}
-            for month in _months(start, end):
-                for iid, metrics in by_month.get(month, {}).items():
-                    target = pooled.setdefault(iid, {})
-                    for code, values in metrics.items():
-                        target.setdefault(code, []).extend(values)
-            self.green[key] = pooled
-        return self.green[key]
-
-    def _green_by_month(self, side: str, protocol: str, wanted: Span) -> dict[dt.date, Figures]:
-        """Month -> institution id -> metric -> minutes, read once per run of months of the call
-        (a period asked for outside the announced spans is read on its own)."""
-        from yilian.referrals.green_selectors import green_report
-
-        months = self.green_months.setdefault((side, protocol), {})
+    def _by_month(self, key: tuple[str, ...], wanted: Span) -> dict[dt.date, Figures]:
+        """Month -> institution id -> figures of one source, read once per run of months of the
+        call (a period asked for outside the announced spans is read on its own)."""
+        months = self.monthly.setdefault(key, {})
         missing = [m for m in _months(*wanted) if m not in months]
         if not missing:
             return months
-        announced = month_runs([*self.spans, wanted])
-        for run_start, run_end in announced:
+        for run_start, run_end in month_runs([*self.spans, wanted]):
             run = _months(run_start, run_end)
             if not any(m in missing for m in run):
                 continue
+            read = self._read_months(key, run_start, run_end)
             for month in run:
-                months.setdefault(month, {})
+                months[month] = read.get(month, {})
+        return months
+
+    def _read_months(self, key: tuple[str, ...], start: dt.date, end: dt.date) -> dict[dt.date, Figures]:
+        last_day = end - dt.timedelta(days=1)  # consultations and the green channel take an inclusive end
+        out: dict[dt.date, Figures] = {}
+        if key[0] == "referrals":
+            from yilian.referrals.selectors import referral_figures_by_month
+
+            names = dsl.OPERATIONAL_FIGURES["referrals"]
+            for month, by_inst in referral_figures_by_month(
+                self.user, start=start, end=end, institution_ids=self.ids
+            ).items():
+                out[month] = {iid: {n: getattr(f, n) for n in names} for iid, f in by_inst.items()}
+        elif key[0] == "consults":
+            from yilian.consults.selectors import consult_figures_by_month
+
+            names = dsl.OPERATIONAL_FIGURES["consults"]
+            for month, by_id in consult_figures_by_month(
+                self.user, start=start, end=last_day, institution_ids=self.ids
+            ).items():
+                out[month] = {iid: {n: getattr(f, n) for n in names} for iid, f in by_id.items()}
+        elif key[0] == "stationing":
+            from yilian.dispatch.selectors import stationing_figures_by_month
+
+            for month, by_host in stationing_figures_by_month(
+                self.user, start=start, end=last_day, institution_ids=self.ids
+            ).items():
+                out[month] = {
+                    iid: {
+                        "practitioners": m.practitioners,
+                        "days_committed": m.committed,
+                        "days_delivered": m.delivered,
+                        "registrations": m.registrations,
+                        "operations": m.operations,
+                        "operations_level_34": m.operations_level_34,
+                    }
+                    for iid, m in by_host.items()
+                }
+        else:
+            from yilian.referrals.green_selectors import green_report
+
+            _source, side, protocol = key
             rows = green_report(
-                self.user, start=run_start, end=run_end - dt.timedelta(days=1), protocol_code=protocol, by=side
+                self.user, start=start, end=last_day, institutions=self.institutions, protocol_code=protocol, by=side
             )
             for row in rows:
-                metrics = months.setdefault(row.month, {}).setdefault(row.institution.pk, {})
+                metrics = out.setdefault(row.month, {}).setdefault(row.institution.pk, {})
                 for metric in row.metrics:
                     metrics.setdefault(metric.code, []).extend(metric.values)
-        return months
+        return out
 
     # --- values ----------------------------------------------------------------------------------
 

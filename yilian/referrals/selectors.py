@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import statistics
-from collections import defaultdict
 from dataclasses import dataclass, field
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -378,6 +377,21 @@ def referral_figures(
     arrival, no-show and outcome belong to the institution that received the referral.
     Needs the figures permission; institutions are limited to those the user may see.
     """
+    return _referral_figures(user, start, end, institution_ids, by_month=False).get(None, {})
+
+
+def referral_figures_by_month(
+    user: AnyUser, *, start: dt.date, end: dt.date, institution_ids: list[int] | None = None
+) -> dict[dt.date, dict[int, InstitutionFigures]]:
+    """``referral_figures`` split by the month the referral was sent in (China time): month (its
+    first day) -> institution id -> figures. The counts of the months add up to the range's."""
+    by_month = _referral_figures(user, start, end, institution_ids, by_month=True)
+    return {month: figures for month, figures in by_month.items() if month is not None}
+
+
+def _referral_figures(
+    user: AnyUser, start: dt.date, end: dt.date, institution_ids: list[int] | None, *, by_month: bool
+) -> dict[dt.date | None, dict[int, InstitutionFigures]]:
     scope = user_scope(user)
     if Permission.VIEW_REFERRAL_FIGURES not in scope.permissions:
         raise PermissionDenied(_("You may not see referral figures."))
@@ -388,21 +402,27 @@ def referral_figures(
     rows = Referral.objects.filter(sent_at__gte=_start_of(start), sent_at__lt=_start_of(end)).filter(
         Q(from_institution_id__in=ids) | Q(to_institution_id__in=ids)
     )
-    figures: dict[int, InstitutionFigures] = defaultdict(lambda: InstitutionFigures(0))
+    out: dict[dt.date | None, dict[int, InstitutionFigures]] = {}
     out_field = {Direction.UP: "up_out", Direction.DOWN: "down_out", Direction.LATERAL: "lateral_out"}
     arrived_statuses = {Status.ARRIVED, Status.IN_TREATMENT, Status.OUTCOME_RETURNED, Status.CLOSED}
+
+    def figure(month: dt.date | None, iid: int) -> InstitutionFigures:
+        of_month = out.setdefault(month, {})
+        if iid not in of_month:
+            of_month[iid] = InstitutionFigures(iid)
+        return of_month[iid]
+
     for r in rows.values_list(
         "from_institution_id", "to_institution_id", "direction", "status", "sent_at", "received_at", "decided_at",
         "arrived_at", "outcome_at",
     ).iterator(chunk_size=5000):  # fmt: skip
         frm, to, direction, status, sent, received, decided, arrived, outcome = r
+        month = timezone.localtime(sent).date().replace(day=1) if by_month and sent is not None else None
         if frm in ids:
-            f = figures[frm]
-            f.institution_id = frm
+            f = figure(month, frm)
             setattr(f, out_field[Direction(direction)], getattr(f, out_field[Direction(direction)]) + 1)
         if to in ids and sent is not None:
-            f = figures[to]
-            f.institution_id = to
+            f = figure(month, to)
             if received is not None:
                 f.received_in += 1
                 f.hours_to_receive.append((received - sent).total_seconds() / 3600)
@@ -421,4 +441,4 @@ def referral_figures(
             if outcome is not None:
                 f.outcome_returned += 1
                 f.hours_to_outcome.append((outcome - sent).total_seconds() / 3600)
-    return dict(figures)
+    return out

@@ -109,6 +109,13 @@ def test_figures_for_march_match_the_hand_computed_numbers(march: None) -> None:
     assert khph.median_reading_minutes == khph.p90_reading_minutes == 60.0
     assert (khph.closed, khph.referral_avoided, khph.referral_avoided_share) == (3, 2, 0.667)
     assert (zju2.requested, zju2.answered_for_others, zju2.delivered) == (0, 6, 0)
+    # Asked for one institution only, its figures are the same and the others are left out.
+    zju2_id = Institution.objects.get(code="zju2").pk
+    only = by_code(
+        selectors.consult_figures(factories.user("office"), start=MARCH_1, end=MARCH_31, institution_ids=[zju2_id])
+    )
+    assert set(only) == {"zju2"}
+    assert (only["zju2"].requested, only["zju2"].answered_for_others) == (0, 6)
 
 
 def test_the_period_runs_from_midnight_to_midnight_china_time(march: None) -> None:
@@ -140,3 +147,22 @@ def test_the_commission_sees_the_figures_of_its_region_only(march: None) -> None
     figures = by_code(selectors.consult_figures(commission, start=MARCH_1, end=MARCH_31))
     assert figures["khph"].requested == 6 and figures["khph"].delivered == 6
     assert "zju2" not in figures  # a Hangzhou hospital: not the Quzhou commission's
+
+
+def test_figures_by_month_put_each_event_in_the_month_it_happened(march: None) -> None:
+    office = factories.user("office")
+    months = selectors.consult_figures_by_month(office, start=dt.date(2019, 2, 1), end=dt.date(2019, 4, 30))
+    assert sorted(months) == [dt.date(2019, 2, 1), dt.date(2019, 3, 1), dt.date(2019, 4, 1)]
+    codes = dict(Institution.objects.values_list("pk", "code"))
+
+    def of(month: dt.date) -> dict[str, tuple[int, int, int, int]]:
+        return {
+            codes[iid]: (f.requested, f.delivered, f.answered_for_others, f.closed) for iid, f in months[month].items()
+        }
+
+    # F is requested on 27 February and answered on 1 March: requested in February, delivered in March.
+    assert of(dt.date(2019, 2, 1)) == {"khph": (2, 0, 0, 0)}  # F, I
+    assert of(dt.date(2019, 3, 1)) == {"khph": (6, 6, 0, 3), "zju2": (0, 0, 6, 0)}
+    assert of(dt.date(2019, 4, 1)) == {"khph": (1, 0, 0, 0)}  # H at midnight
+    with pytest.raises(PermissionDenied):
+        selectors.consult_figures_by_month(factories.user("kaihua"), start=MARCH_1, end=MARCH_31)

@@ -21,7 +21,7 @@ from yilian.dispatch.models import Assignment, DayKind, OperationRole, Programme
 from yilian.dispatch.services import OperationEntry
 from yilian.dispatch.tests import factories
 from yilian.dispatch.tests.factories import at
-from yilian.registry.models import Practitioner, User
+from yilian.registry.models import Institution, Practitioner, User
 
 pytestmark = pytest.mark.django_db
 
@@ -358,6 +358,12 @@ def test_stationing_figures_per_host(persona: Persona, fortnight: Fortnight) -> 
         ("qzph", 2, 10, 6, 50, 4, 3),
     ]
     assert figures[1].delivered_share == pytest.approx(0.6)
+    # Asked for one host only, the figures are that host's, the same as before.
+    qzph = Institution.objects.get(code="qzph")
+    only = selectors.stationing_figures(fortnight.viewer, start=F_START, end=F_END, institution_ids=[qzph.pk])
+    assert [(f.institution.code, f.doctors_stationed, f.days_delivered, f.registrations) for f in only] == [
+        ("qzph", 2, 6, 50)
+    ]
 
 
 def test_stationing_figures_need_the_permission_to_see_stationing(persona: Persona) -> None:

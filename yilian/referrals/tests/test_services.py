@@ -447,3 +447,13 @@ def test_figures_count_rates_and_median_times_on_a_known_set(
     assert inst("csph").pk not in office_view and office_view[inst("qzph").pk].received_in == 3
     with pytest.raises(PermissionDenied):
         selectors.referral_figures(doctor, start=t0.date(), end=dt.date(2031, 3, 7))
+
+    # By month, over March and April: the referral of 7 March is March's too; nothing in April.
+    months = selectors.referral_figures_by_month(
+        persona("admin"), start=dt.date(2031, 3, 1), end=dt.date(2031, 5, 1), institution_ids=[inst("csph").pk]
+    )
+    assert list(months) == [dt.date(2031, 3, 1)]
+    assert list(months[dt.date(2031, 3, 1)]) == [inst("csph").pk]  # only the institution asked for
+    assert months[dt.date(2031, 3, 1)][inst("csph").pk].up_out == 5
+    with pytest.raises(PermissionDenied):
+        selectors.referral_figures_by_month(doctor, start=t0.date(), end=dt.date(2031, 3, 7))
