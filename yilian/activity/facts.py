@@ -43,11 +43,16 @@ def current_facts(con: ibis.BaseBackend, kind: Kind) -> ir.Table | None:
     if not active:
         return None
     seqs = [seq for seq, _ in active]
-    if not any(store.batch_file(kind, seq).exists() for seq in seqs):
+    files = [str(path) for seq in seqs if (path := store.batch_file(kind, seq)).exists()]
+    if not files:
         return None  # the manifest names batches whose files are not under this ACTIVITY_DIR
     names = fact_schema(kind).names
-    facts = _read(con, store.batch_glob(kind))
-    facts = facts.filter(facts.batch_seq.isin(seqs)).select(*names)
+    if con.name == "duckdb":
+        # Only the active batches' files are opened (no filter on batch_seq over every row).
+        facts = con.read_parquet(files, hive_partitioning=False).select(*names)
+    else:
+        facts = _read(con, store.batch_glob(kind))
+        facts = facts.filter(facts.batch_seq.isin(seqs)).select(*names)
     replacing = [seq for seq, replaced in active if replaced > 0 and store.superseded_file(kind, seq).exists()]
     if not replacing:
         return facts

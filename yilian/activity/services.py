@@ -31,6 +31,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
@@ -41,7 +42,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from yilian.activity import readers, store
-from yilian.activity.columns import DATE_COLUMN, Kind, fact_schema
+from yilian.activity.columns import DATE_COLUMN, FILE_KEY_COLUMNS, Kind, fact_schema
 from yilian.activity.models import BatchStatus, ImportBatch, StoreLock
 from yilian.activity.selectors import institution_codes_importable_by
 from yilian.activity.validation import MAX_ERRORS, InstitutionInfo, RowError, validate
@@ -212,6 +213,13 @@ def batch_land_table(
     if missing:
         raise ValidationError(_("The table lacks the columns %(columns)s.") % {"columns": ", ".join(missing)})
     facts = table.select(schema.names).cast(schema)
+    keys = list(FILE_KEY_COLUMNS[kind])
+    repeated = facts.group_by(keys).aggregate([([], "count_all")]).filter(pc.field("count_all") > 1)
+    if repeated.num_rows:
+        raise ValidationError(
+            _("%(n)d records appear more than once in the table (same %(key)s).")
+            % {"n": repeated.num_rows, "key": ", ".join(keys)}
+        )
     if user is not None:
         require_perm(user, Permission.IMPORT_ACTIVITY)
         codes = set(facts.column("institution_code").unique().to_pylist())

@@ -324,6 +324,30 @@ def predicate(table: ir.Table, where: tuple[tuple[Any, ...], ...]) -> ir.Boolean
 
 # Identifiers that are unique only within one institution.
 INSTITUTION_SCOPED_IDS = frozenset({"record_id", "visit_id"})
+# The identifier that, with the institution, is the key of a source's current facts: the store keeps
+# one current version per key, so distinct (institution, id) pairs are the rows with an id.
+RECORD_KEYS = {"discharges": "record_id", "visits": "visit_id"}
+
+
+def _and(a: ir.BooleanValue | None, b: ir.BooleanValue) -> ir.BooleanValue:
+    return b if a is None else a & b
+
+
+def per_record(measure: Measure) -> bool:
+    """Whether the measure counts records of which a source holds several rows (the stays of the
+    operations): it is computed in two steps, one row per (institution, record) and then sums."""
+    return (
+        measure.kind == "distinct"
+        and measure.argument in INSTITUTION_SCOPED_IDS
+        and RECORD_KEYS.get(measure.source) != measure.argument
+    )
+
+
+def decomposable(measure: Measure) -> bool:
+    """Whether the measure is a sum of per-record parts (rows, sums, distinct records)."""
+    return measure.kind in ("rows", "sum") or (
+        measure.kind == "distinct" and measure.argument in INSTITUTION_SCOPED_IDS
+    )
 
 
 def aggregate(table: ir.Table, measure: Measure) -> ir.Scalar:
@@ -334,6 +358,8 @@ def aggregate(table: ir.Table, measure: Measure) -> ir.Scalar:
         return table.count(where=cond) if cond is not None else table.count()
     column = table[arg]
     if kind == "distinct":
+        if RECORD_KEYS.get(measure.source) == arg:
+            return table.count(where=_and(cond, column.notnull()))
         if arg in INSTITUTION_SCOPED_IDS:
             # A stay or visit number is the hospital's own: the same number at two hospitals is
             # two records, so count distinct (institution, number) pairs.
@@ -342,3 +368,19 @@ def aggregate(table: ir.Table, measure: Measure) -> ir.Scalar:
     if kind == "sum":
         return column.sum(where=cond)
     return column.median(where=cond)
+
+
+def record_part(table: ir.Table, measure: Measure) -> ir.Scalar:
+    """A decomposable measure's part over the rows of one (institution, record) group: for a
+    distinct record, how many of its rows meet the conditions (the record counts when any does)."""
+    if measure.kind == "distinct":
+        return table.count(where=_and(predicate(table, measure.where), table[measure.argument].notnull()))
+    return aggregate(table, measure)
+
+
+def sum_of_parts(table: ir.Table, column: str, measure: Measure) -> ir.Scalar:
+    """The measure from its per-record parts in ``column`` (see ``record_part``)."""
+    part = table[column]
+    if measure.kind == "distinct":
+        return (part > 0).cast("int64").sum()
+    return part.sum()

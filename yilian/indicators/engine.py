@@ -440,57 +440,103 @@ def _fact_query_once(
         if any(m.uses_institution_columns for m in measures):
             inst = _institution_table(reg)
             t = t.left_join(inst, t.institution_code == inst.inst_code_).drop("inst_code_")
-        t = t.mutate(
-            pkey_=_period_key_expr(t[date_col], grain), dim_=_dimension_expr(t, by) if by else ibis.literal("")
-        )
-        parts: list[ir.Table] = []
-        if attribute_to == "institution":
-            pairs = [(org.key, code) for org in orgs for code in reg.org_codes[org.key]]
-            if pairs:
-                orgmap = ibis.memtable(
-                    pa.table(
-                        {
-                            "org_key_": pa.array([p[0] for p in pairs], pa.string()),
-                            "org_inst_": pa.array([p[1] for p in pairs], pa.string()),
-                        }
-                    )
-                )
-                parts.append(t.join(orgmap, t.institution_code == orgmap.org_inst_).drop("org_inst_"))
-        else:
-            by_length: dict[int, list[tuple[str, str]]] = defaultdict(list)
-            for org in orgs:
-                prefix = reg.org_prefix[org.key]
-                by_length[len(prefix)].append((org.key, prefix))
-            for length, pairs in sorted(by_length.items()):
-                orgmap = ibis.memtable(
-                    pa.table(
-                        {
-                            "org_key_": pa.array([p[0] for p in pairs], pa.string()),
-                            "org_prefix_": pa.array([p[1] for p in pairs], pa.string()),
-                        }
-                    )
-                )
-                withp = t.mutate(res_prefix_=t.residence_region.substr(0, length))
-                parts.append(
-                    withp.join(orgmap, withp.res_prefix_ == orgmap.org_prefix_).drop("org_prefix_", "res_prefix_")
-                )
+        t = t.mutate(pkey_=_period_key_expr(t[date_col], grain))
+        if by:
+            t = t.mutate(dim_=_dimension_expr(t, by))
+        parts = _attributed(t, attribute_to, orgs, reg)
         if not parts:
             return {m.key(): {} for m in measures}
         joined = parts[0]
         for part in parts[1:]:
             joined = joined.union(part)
-        names = {f"m{i}_": m for i, m in enumerate(measures)}
-        expr = joined.group_by(["org_key_", "pkey_", "dim_"]).aggregate(
-            **{name: dsl.aggregate(joined, m) for name, m in names.items()}
-        )
-        rows = con.to_pyarrow(expr).to_pylist()
+        # One org unit is a constant, not a column to group by; nor is the dimension when there is none.
+        only = orgs[0].key if len(orgs) == 1 else None
+        keys = ([] if only else ["org_key_"]) + ["pkey_"] + (["dim_"] if by else [])
+        rows = [
+            row for expr, _names in _aggregations(joined, measures, keys) for row in con.to_pyarrow(expr).to_pylist()
+        ]
     out: dict[str, Results] = {m.key(): {} for m in measures}
+    names = {f"m{i}_": m for i, m in enumerate(measures)}
     for row in rows:
         for name, m in names.items():
+            if name not in row:
+                continue
             value = row[name]
-            out[m.key()][(row["org_key_"], int(row["pkey_"]), row["dim_"] or "")] = (
+            out[m.key()][(row.get("org_key_", only), int(row["pkey_"]), row.get("dim_") or "")] = (
                 float(value) if value is not None else None
             )
+    return out
+
+
+def _attributed(t: ir.Table, attribute_to: str, orgs: list[OrgUnit], reg: _Registry) -> list[ir.Table]:
+    """The facts of the org units: for several, with the unit each row counts for (``org_key_``),
+    one table per way of matching (a row may count for several units), joined through a small
+    in-memory table; for one unit, just its rows (a filter)."""
+    parts: list[ir.Table] = []
+    if attribute_to == "institution":
+        pairs = [(org.key, code) for org in orgs for code in reg.org_codes[org.key]]
+        if len(orgs) == 1 and pairs:
+            return [t]  # already filtered on the unit's institutions
+        if pairs:
+            orgmap = ibis.memtable(
+                pa.table(
+                    {
+                        "org_key_": pa.array([p[0] for p in pairs], pa.string()),
+                        "org_inst_": pa.array([p[1] for p in pairs], pa.string()),
+                    }
+                )
+            )
+            parts.append(t.join(orgmap, t.institution_code == orgmap.org_inst_).drop("org_inst_"))
+        return parts
+    by_length: dict[int, list[tuple[str, str]]] = defaultdict(list)
+    for org in orgs:
+        prefix = reg.org_prefix[org.key]
+        by_length[len(prefix)].append((org.key, prefix))
+    for length, pairs in sorted(by_length.items()):
+        if len(orgs) == 1:
+            parts.append(t.filter(t.residence_region.startswith(pairs[0][1])))
+            continue
+        orgmap = ibis.memtable(
+            pa.table(
+                {
+                    "org_key_": pa.array([p[0] for p in pairs], pa.string()),
+                    "org_prefix_": pa.array([p[1] for p in pairs], pa.string()),
+                }
+            )
+        )
+        withp = t.mutate(res_prefix_=t.residence_region.substr(0, length))
+        parts.append(withp.join(orgmap, withp.res_prefix_ == orgmap.org_prefix_).drop("org_prefix_", "res_prefix_"))
+    return parts
+
+
+def _aggregations(joined: ir.Table, measures: list[Measure], keys: list[str]) -> list[tuple[ir.Table, list[str]]]:
+    """The queries computing the measures (columns ``m<i>_``) by ``keys`` (org unit, period,
+    dimension).
+
+    Counting distinct stays over the operations (several rows a stay) is the expensive part: when a
+    measure does so, the decomposable measures are computed in two steps, first one row per
+    (institution, stay) with each measure's part, then their sums, which is cheaper than one
+    distinct count per measure over the rows. Medians and other distinct counts, which do not
+    decompose, are one plain aggregation."""
+    names = {f"m{i}_": m for i, m in enumerate(measures)}
+    record = next((m.argument for m in measures if dsl.per_record(m)), None)
+    stepwise = {
+        n: m
+        for n, m in names.items()
+        if record is not None and dsl.decomposable(m) and (m.kind != "distinct" or m.argument == record)
+    }
+    plain = {n: m for n, m in names.items() if n not in stepwise}
+    out: list[tuple[ir.Table, list[str]]] = []
+    if stepwise:
+        assert record is not None
+        parts = joined.group_by([*keys, "institution_code", record]).aggregate(
+            **{n: dsl.record_part(joined, m) for n, m in stepwise.items()}
+        )
+        expr = parts.group_by(keys).aggregate(**{n: dsl.sum_of_parts(parts, n, m) for n, m in stepwise.items()})
+        out.append((expr, list(stepwise)))
+    if plain:
+        expr = joined.group_by(keys).aggregate(**{n: dsl.aggregate(joined, m) for n, m in plain.items()})
+        out.append((expr, list(plain)))
     return out
 
 
@@ -644,7 +690,8 @@ def _compute(
         )
         for m in measures:
             results[m.key()] = None if out is None else out[m.key()]
-    return results, OperationalSources(user, [(p.start, p.end) for p in all_periods])
+    institutions = [reg.by_code[c] for org in orgs for c in reg.org_codes[org.key]]
+    return results, OperationalSources(user, [(p.start, p.end) for p in all_periods], institutions)
 
 
 def _fact_value(

@@ -329,6 +329,12 @@ def test_land_table_lands_a_ready_fact_table(activity_dir: Path) -> None:
     assert [r["visit_id"] for r in current(Kind.VISITS)] == ["V1", "V2"]
     with pytest.raises(PermissionDenied):
         services.batch_land_table(user=user("hospadmin"), kind=Kind.VISITS, table=table, filename="demo")
+    # A table naming one record twice is refused whole: the engine relies on one current row per key.
+    twice = pa.concat_tables([table, table.slice(1, 1)])
+    with pytest.raises(ValidationError) as caught:
+        services.batch_land_table(user=None, kind=Kind.VISITS, table=twice, filename="twice")
+    assert "1 records appear more than once" in caught.value.messages[0]
+    assert ImportBatch.objects.filter(filename="twice").count() == 0
 
 
 def test_store_version_changes_when_a_batch_lands_or_is_withdrawn(tmp_path: Path, activity_dir: Path) -> None:

@@ -347,3 +347,67 @@ def test_the_same_stay_number_at_two_hospitals_is_two_stays(empty_store: None) -
     value = one("surgery_share", QUZHOU)
     assert (value.numerator, value.denominator) == (2, 3)
     assert value.value == pytest.approx(66.666667)
+
+
+def test_several_org_units_at_once_have_each_its_own_values(empty_store: None) -> None:
+    """Units evaluated together (joined to the facts through one table) give what each gives alone."""
+    land(
+        Kind.DISCHARGES,
+        [stay("khph", "Z1", D(2025, 3, 10)), stay("qzph", "Z1", D(2025, 3, 11)), stay("qzph", "Z2", D(2025, 3, 12))],
+    )
+    land(
+        Kind.OPERATIONS,
+        [
+            operation("khph", "Z1", D(2025, 3, 10), 1),
+            operation("khph", "Z1", D(2025, 3, 10), 2, category="diagnostic"),
+            operation("qzph", "Z1", D(2025, 3, 11), 1),
+            operation("qzph", "Z1", D(2025, 3, 11), 2),
+        ],
+    )
+    values = evaluate(
+        admin(),
+        codes=["surgery_share", "operations"],
+        orgs=[KHPH, QZPH, QUZHOU],
+        grain="month",
+        start=MARCH_2025,
+        end=D(2025, 4, 1),
+    )
+    got = {(v.indicator, v.org.code): (v.numerator, v.denominator) for v in values}
+    assert got == {
+        ("surgery_share", "khph"): (1, 1),
+        ("surgery_share", "qzph"): (1, 2),
+        ("surgery_share", "330800"): (2, 3),
+        ("operations", "khph"): (2, None),
+        ("operations", "qzph"): (2, None),
+        ("operations", "330800"): (4, None),
+    }
+
+
+def test_a_median_and_stay_counts_over_the_operations_in_one_evaluation(dataset: None) -> None:
+    """A measure that does not add up per stay (a median) is computed beside the stay counts."""
+    from yilian.indicators.models import Indicator
+
+    Indicator.objects.create(
+        code="median_level",
+        name_zh="手术级别中位数",
+        programme="consortium",
+        unit="level",
+        numerator={
+            "source": "operations",
+            "measure": "median:operation_level",
+            "where": [["category", "=", "surgery"]],
+        },
+    )
+    values = evaluate(
+        admin(),
+        codes=["median_level", "surgery_share", "level34_operations"],
+        orgs=[KHPH],
+        grain="month",
+        start=MARCH_2025,
+        end=D(2025, 4, 1),
+    )
+    got = {v.indicator: (v.numerator, v.denominator) for v in values}
+    # March 2025's surgeries: S1 level 4 and level 3 -> median 3.5; S3 is interventional.
+    assert got["median_level"] == (3.5, None)
+    assert got["surgery_share"] == (2, 4)
+    assert got["level34_operations"] == (3, None)
