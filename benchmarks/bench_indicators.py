@@ -90,6 +90,42 @@ def _counts() -> dict[str, int]:
     return out
 
 
+def clone_code(code: str, round_no: int) -> str:
+    return f"{code}-r{round_no}"
+
+
+def _spread_over_clones(table: Any, round_no: int) -> Any:
+    """The round's rows moved to copies of the demo institutions made for the round (same region,
+    type and grade): the province's volume is spread over 20 institutions per round instead of
+    piling up in the 20 of the demo, so that one hospital's share of it stays that of a real one.
+    The first round stays with the demo institutions: the Bijie centre, which also has the demo's
+    referrals, green-channel cases, stationing and consultations, is the largest hospital."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from yilian.registry.models import Institution
+
+    if round_no == FIRST_ROUND:
+        return table
+
+    codes = table.column("institution_code").unique().to_pylist()
+    for original in Institution.objects.filter(code__in=codes):
+        Institution.objects.get_or_create(
+            code=clone_code(original.code, round_no),
+            defaults={
+                "name_zh": f"{original.name_zh}（{round_no}）",
+                "name_en": f"{original.name_en} ({round_no})",
+                "grade": original.grade,
+                "type": original.type,
+                "region": original.region,
+            },
+        )
+    index = table.column_names.index("institution_code")
+    suffix = f"-r{round_no}"
+    renamed = pc.binary_join_element_wise(table.column("institution_code"), pa.scalar(suffix), "")
+    return table.set_column(index, "institution_code", renamed)
+
+
 def _build(visits: int, operations: int) -> dict[str, Any]:
     _django()
     from django.core.management import call_command
@@ -105,38 +141,39 @@ def _build(visits: int, operations: int) -> dict[str, Any]:
     seed_demo()
     seeded = time.perf_counter() - started
     years = demo_years()
-    done = set(ImportBatch.objects.filter(filename__startswith="bench-").values_list("filename", flat=True))
+    done = set(ImportBatch.objects.filter(filename__startswith="bench-spread-").values_list("filename", flat=True))
     timings: dict[str, float] = {"generate": 0.0, "land": 0.0}
     batches = 0
 
-    def land(kind: Kind, table: Any, name: str) -> None:
+    def land(kind: Kind, table: Any, name: str, round_no: int) -> None:
         nonlocal batches
         t0 = time.perf_counter()
+        table = _spread_over_clones(table, round_no)
         batch_land_table(user=None, kind=kind, table=table, filename=name, note="benchmark data")
         timings["land"] += time.perf_counter() - t0
         batches += 1
 
     round_no = FIRST_ROUND
     while (have := _counts()["visits"]) < visits:
-        name = f"bench-s{SEED}-r{round_no}-visits.parquet"
+        name = f"bench-spread-s{SEED}-r{round_no}-visits.parquet"
         if name not in done:
             t0 = time.perf_counter()
             multiplier = _multiplier(visits - have, VISITS_PER_UNIT, VISITS_MAX_MULTIPLIER)
             table = generate_visits(seed=SEED, round_no=round_no, years=years, multiplier=multiplier)
             timings["generate"] += time.perf_counter() - t0
-            land(Kind.VISITS, table, name)
+            land(Kind.VISITS, table, name, round_no)
             del table
         round_no += 1
     round_no = FIRST_ROUND
     while (have := _counts()["operations"]) < operations:
-        names = {k: f"bench-s{SEED}-r{round_no}-{k.value}.parquet" for k in (Kind.DISCHARGES, Kind.OPERATIONS)}
+        names = {k: f"bench-spread-s{SEED}-r{round_no}-{k.value}.parquet" for k in (Kind.DISCHARGES, Kind.OPERATIONS)}
         if not all(n in done for n in names.values()):
             t0 = time.perf_counter()
             multiplier = _multiplier(operations - have, OPERATIONS_PER_UNIT, INPATIENT_MAX_MULTIPLIER)
             discharges, ops = generate_inpatient(seed=SEED, round_no=round_no, years=years, multiplier=multiplier)
             timings["generate"] += time.perf_counter() - t0
-            land(Kind.DISCHARGES, discharges, names[Kind.DISCHARGES])
-            land(Kind.OPERATIONS, ops, names[Kind.OPERATIONS])
+            land(Kind.DISCHARGES, discharges, names[Kind.DISCHARGES], round_no)
+            land(Kind.OPERATIONS, ops, names[Kind.OPERATIONS], round_no)
             del discharges, ops
         round_no += 1
     size = sum(f.stat().st_size for f in Path(os.environ["YILIAN_DATA_DIR"], "activity").rglob("*.parquet"))
@@ -227,10 +264,11 @@ def _measure(url: str, runs: int) -> dict[str, Any]:
     from yilian.registry.models import Institution, User
 
     admin = User.objects.get(username="admin")
-    bijie = Institution.objects.get(code="bjfph")
-    org = engine.OrgUnit(kind="institution", code="bjfph", name=bijie.name)
     year = demo_years()[-1]
     start, end = dt.date(year, 1, 1), dt.date(year + 1, 1, 1)
+    code, volume = _largest(start, end)
+    hospital = Institution.objects.get(code=code)
+    org = engine.OrgUnit(kind="institution", code=code, name=hospital.name)
     indicators = list(Indicator.objects.filter(is_active=True).order_by("position", "code"))
     fact_codes = [i.code for i in indicators if _is_fact(i)]
 
@@ -256,7 +294,8 @@ def _measure(url: str, runs: int) -> dict[str, Any]:
     out: dict[str, Any] = {
         "indicators": len(indicators),
         "fact_indicators": len(fact_codes),
-        "institution": "bjfph",
+        "institution": code,
+        "institution_rows_in_year": volume,
         "year": year,
         "runs": runs,
     }
@@ -305,6 +344,27 @@ def _measure(url: str, runs: int) -> dict[str, Any]:
             for key in ("month", "year", "month_fact_only")
         }
     return out
+
+
+def _largest(start: Any, end: Any) -> tuple[str, dict[str, int]]:
+    """The institution with the most discharges in [start, end), and its rows of each kind then."""
+    import ibis
+
+    from yilian.activity import facts
+    from yilian.activity.columns import DATE_COLUMN, Kind
+
+    con = ibis.duckdb.connect()
+    counts: dict[str, dict[str, int]] = {}
+    for kind in Kind:
+        t = facts.current_facts(con, kind)
+        assert t is not None
+        date = t[DATE_COLUMN[kind]]
+        year = t.filter((date >= start) & (date < end))
+        rows = year.group_by("institution_code").aggregate(n=year.count())
+        for row in con.to_pyarrow(rows).to_pylist():
+            counts.setdefault(row["institution_code"], {})[kind.value] = int(row["n"])
+    code = max(counts, key=lambda c: counts[c].get("discharges", 0))
+    return code, counts[code]
 
 
 def _is_fact(indicator: Any) -> bool:
@@ -391,7 +451,9 @@ def main() -> int:
         f"({built['parquet_gb']} GB Parquet; built in {built['build_seconds']} s)"
     )
     m = measured
-    print(f"all {m['indicators']} indicators ({m['fact_indicators']} over the facts), {m['institution']}, {m['year']}:")
+    volume = ", ".join(f"{n:,} {kind}" for kind, n in m["institution_rows_in_year"].items())
+    print(f"all {m['indicators']} indicators ({m['fact_indicators']} over the facts), {m['year']}:")
+    print(f"  institution {m['institution']} ({volume} in the year)")
     backends = ["duckdb"] + (["postgres"] if "postgres" in m else [])
     for backend in backends:
         for key, label in (("month", "by month"), ("year", "by year"), ("month_fact_only", "facts only, by month")):

@@ -7,9 +7,11 @@ with every problem by row and column, the first ones when there are many). Files
 """
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
 from django.http import FileResponse, Http404, HttpRequest
 from django.urls import reverse
 from django.utils.translation import gettext as _
@@ -22,7 +24,6 @@ from yilian.activity.columns import Kind
 from yilian.activity.forms import check_upload, clean_filename, staged_file
 from yilian.activity.models import BatchStatus, ImportBatch
 from yilian.activity.views import can_import, record_rejects_download, rejects_filename, rejects_path
-from yilian.core.errors import Conflict
 from yilian.registry.api import ERRORS as REGISTRY_ERRORS
 from yilian.registry.api import Pagination
 from yilian.registry.models import User
@@ -103,7 +104,22 @@ def batch_list(request: HttpRequest, filters: Query[BatchFilters]) -> Any:
         rows = rows.filter(kind=filters.kind)
     if filters.status:
         rows = rows.filter(status=filters.status)
-    return [batch_out(b, rows_visible=selectors.may_see_rows(user, b)) for b in rows]
+    # Only the page asked for is turned into rows (the paginator slices, and counts in the database).
+    return _Page(rows, lambda b: batch_out(b, rows_visible=selectors.may_see_rows(user, b)))
+
+
+class _Page:
+    """A queryset seen through a function: sliced and counted by the paginator, mapped per page."""
+
+    def __init__(self, queryset: QuerySet[ImportBatch], out: Callable[[ImportBatch], dict[str, Any]]) -> None:
+        self.queryset = queryset
+        self.out = out
+
+    def all(self) -> QuerySet[ImportBatch]:
+        return self.queryset.all()
+
+    def __getitem__(self, page: slice) -> list[dict[str, Any]]:
+        return [self.out(b) for b in self.queryset[page]]
 
 
 @router.post(
@@ -176,9 +192,5 @@ def batch_withdraw(request: HttpRequest, public_id: uuid.UUID, payload: schemas.
     the batch is not landed (rejected, failed or already withdrawn)."""
     user = _user(request)
     batch = selectors.access_batch(user, str(public_id))
-    if batch.status != BatchStatus.LANDED:
-        raise Conflict(
-            _("Only a landed batch can be withdrawn; this one is %(status)s.") % {"status": batch.get_status_display()}
-        )
     withdrawn = services.batch_withdraw(user=user, batch=batch, reason=payload.reason)
     return batch_out(withdrawn, detail=True, rows_visible=selectors.may_see_rows(user, withdrawn))

@@ -40,6 +40,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from yilian.activity import readers, store
 from yilian.activity.columns import DATE_COLUMN, FILE_KEY_COLUMNS, Kind, fact_schema
@@ -47,6 +48,7 @@ from yilian.activity.models import BatchStatus, ImportBatch, StoreLock
 from yilian.activity.selectors import institution_codes_importable_by
 from yilian.activity.validation import MAX_ERRORS, InstitutionInfo, RowError, validate
 from yilian.core.audit import audit_record
+from yilian.core.errors import Conflict
 from yilian.core.models import AuditAction
 from yilian.core.permissions import Permission
 from yilian.registry.models import Institution, User
@@ -217,7 +219,11 @@ def batch_land_table(
     repeated = facts.group_by(keys).aggregate([([], "count_all")]).filter(pc.field("count_all") > 1)
     if repeated.num_rows:
         raise ValidationError(
-            _("%(n)d records appear more than once in the table (same %(key)s).")
+            ngettext(
+                "%(n)d record appears more than once in the table (same %(key)s).",
+                "%(n)d records appear more than once in the table (same %(key)s).",
+                repeated.num_rows,
+            )
             % {"n": repeated.num_rows, "key": ", ".join(keys)}
         )
     if user is not None:
@@ -415,7 +421,9 @@ def batch_withdraw(*, user: AnyUser, batch: ImportBatch, reason: str) -> ImportB
         _lock()
         locked = ImportBatch.objects.select_for_update().get(pk=batch.pk)
         if locked.status != BatchStatus.LANDED:
-            raise ValidationError(
+            # Already withdrawn (perhaps by someone a moment earlier), rejected or failed: a conflict
+            # with the batch's state, not bad input.
+            raise Conflict(
                 _("Only a landed batch can be withdrawn; this one is %(status)s.")
                 % {"status": locked.get_status_display()}
             )

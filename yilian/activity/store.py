@@ -33,7 +33,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from django.conf import settings
 
-from yilian.activity.columns import DATE_COLUMN, KEY_COLUMNS, Kind, fact_schema
+from yilian.activity.columns import DATE_COLUMN, FILE_KEY_COLUMNS, KEY_COLUMNS, Kind, fact_schema
 
 ROW_GROUP_SIZE = 131_072
 
@@ -132,14 +132,16 @@ def _superseded_keys(kind: Kind, table: pa.Table, seq: int, earlier: Sequence[in
         codes = sorted(set(new.column("institution_code").unique().to_pylist()))
         key_list = ", ".join(keys)
         join = " AND ".join(f"n.{k} = o.{k}" for k in keys)
+        # A semi join needs no distinct earlier keys (a record in several earlier batches matches
+        # once). The new keys are unique in a batch but for the operations, where a stay has a
+        # row per operation.
+        distinct = "DISTINCT" if FILE_KEY_COLUMNS[kind] != keys else ""
         result = con.sql(
             f"""
-            WITH n AS (SELECT DISTINCT {key_list} FROM new_keys),
-                 o AS (SELECT DISTINCT {key_list} FROM read_parquet($files, hive_partitioning = false)
+            WITH o AS (SELECT {key_list} FROM read_parquet($files, hive_partitioning = false)
                        WHERE institution_code IN (SELECT unnest($codes)))
-            SELECT {", ".join("n." + k for k in keys)}, CAST($seq AS BIGINT) AS superseded_by
-            FROM n SEMI JOIN o ON {join}
-            ORDER BY {key_list}
+            SELECT {distinct} {", ".join("n." + k for k in keys)}, CAST($seq AS BIGINT) AS superseded_by
+            FROM new_keys n SEMI JOIN o ON {join}
             """,
             params={"files": files, "codes": codes, "seq": seq},
         ).to_arrow_table()

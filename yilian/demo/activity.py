@@ -111,7 +111,8 @@ RESIDENCE_REGIONS: tuple[tuple[str, str, str, str, str], ...] = (
     ("341000", "黄山市", "Huangshan", "city", "340000"),
     ("341004", "徽州区", "Huizhou District", "county", "341000"),
     ("310000", "上海市", "Shanghai", "province", ""),
-    ("310101", "黄浦区", "Huangpu District", "county", "310000"),
+    ("310100", "上海市市辖区", "Shanghai (districts)", "city", "310000"),
+    ("310101", "黄浦区", "Huangpu District", "county", "310100"),
     ("520103", "云岩区", "Yunyan District", "county", "520100"),
     ("520111", "花溪区", "Huaxi District", "county", "520100"),
     ("520115", "观山湖区", "Guanshanhu District", "county", "520100"),
@@ -154,8 +155,9 @@ RESIDENCE_REGIONS: tuple[tuple[str, str, str, str, str], ...] = (
     ("510524", "叙永县", "Xuyong County", "county", "510500"),
     ("510525", "古蔺县", "Gulin County", "county", "510500"),
     ("500000", "重庆市", "Chongqing", "province", ""),
-    ("500103", "渝中区", "Yuzhong District", "county", "500000"),
-    ("500112", "渝北区", "Yubei District", "county", "500000"),
+    ("500100", "重庆市市辖区", "Chongqing (districts)", "city", "500000"),
+    ("500103", "渝中区", "Yuzhong District", "county", "500100"),
+    ("500112", "渝北区", "Yubei District", "county", "500100"),
 )
 
 Weights = dict[str, float]
@@ -1006,6 +1008,28 @@ class ActivityReport:
     rows: int = 0
 
 
+def register_residence_regions() -> int:
+    """The residence regions the generator uses beyond the registry's own (other cities and
+    provinces patients come from), so that charts name them instead of showing codes. Returns how
+    many were added."""
+    from yilian.registry.models import Region
+
+    levels = {"province": 0, "city": 1, "county": 2}
+    added = 0
+    for code, name_zh, name_en, level, parent in sorted(RESIDENCE_REGIONS, key=lambda r: (levels[r[3]], r[0])):
+        _region, created = Region.objects.get_or_create(
+            code=code,
+            defaults={
+                "name_zh": name_zh,
+                "name_en": name_en,
+                "level": level,
+                "parent": Region.objects.filter(code=parent).first() if parent else None,
+            },
+        )
+        added += created
+    return added
+
+
 def seed_activity(*, seed: int = 2018, scale: int = 1, today: dt.date | None = None) -> ActivityReport:
     """Land whatever of the demo activity is missing: for each round 0 .. scale-1, one batch per
     dataset and year (nine a round), through ``batch_land_table`` (which audits each batch)."""
@@ -1014,6 +1038,7 @@ def seed_activity(*, seed: int = 2018, scale: int = 1, today: dt.date | None = N
 
     if scale < 1:
         raise ValueError("scale must be at least 1")
+    register_residence_regions()
     years = demo_years(today)
     present = set(
         ImportBatch.objects.filter(

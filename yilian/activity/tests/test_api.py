@@ -104,6 +104,9 @@ def test_list_filters_and_detail(api: Any) -> None:
     rejected = post_file(client, visits_csv([BAD_ROW]), name="bad.csv").json()["batch"]
     everything = client.get("/api/v1/activity/batches?limit=2").json()
     assert [b["id"] for b in everything["items"]] == [rejected["id"], landed["id"]]  # newest first
+    second = client.get("/api/v1/activity/batches?limit=1&offset=1").json()
+    assert [b["id"] for b in second["items"]] == [landed["id"]]
+    assert second["count"] == everything["count"] >= 2
     only_landed = [b["id"] for b in client.get("/api/v1/activity/batches?status=landed").json()["items"]]
     assert landed["id"] in only_landed and rejected["id"] not in only_landed
     operations = client.get("/api/v1/activity/batches?kind=operations").json()["items"]

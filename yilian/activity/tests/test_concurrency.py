@@ -98,3 +98,56 @@ def test_two_concurrent_landings_of_the_same_records_leave_one_current_version(s
     assert len(current) == 50
     assert {r["department"] for r in current} == {later.filename}
     assert {r["batch_seq"] for r in current} == {later.seq}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_withdrawals_of_one_batch_have_one_winner(settings: Any, tmp_path: Path) -> None:
+    """Two people withdraw the same batch at the same moment: one withdrawal is recorded (one
+    audit row), the other is told the batch is withdrawn already (a conflict, 409 through the API)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite serialises every write transaction on the whole file: no race to check")
+    from yilian.core.errors import Conflict
+    from yilian.core.models import AuditEvent
+    from yilian.core.permissions import Role
+    from yilian.registry import services as registry
+
+    settings.ACTIVITY_DIR = tmp_path / "activity"
+    ImportBatch.objects.all().delete()
+    batch = services.batch_land_table(user=None, kind=Kind.VISITS, table=_visits("A"), filename="A")
+    # A database emptied by an earlier transactional test has no demo data: make what is needed.
+    from yilian.registry.models import Institution, Region
+
+    region, _created = Region.objects.get_or_create(code="330802", defaults={"name_zh": "柯城区", "level": "county"})
+    Institution.objects.get_or_create(
+        code="qzph", defaults={"name_zh": "衢州市人民医院", "grade": "3A", "type": "general", "region": region}
+    )
+    admin = registry.user_create(actor=None, username="withdrawer", password="not-a-demo-password-1", display_name="W")
+    registry.membership_grant(actor=None, user=admin, role=Role.SYSTEM_ADMIN)
+    outcomes: dict[str, str] = {}
+
+    def withdraw(reason: str) -> None:
+        try:
+            services.batch_withdraw(user=admin, batch=batch, reason=reason)
+            outcomes[reason] = "withdrawn"
+        except Conflict:
+            outcomes[reason] = "conflict"
+        except Exception as exc:  # pragma: no cover - the failure this test exists to catch
+            outcomes[reason] = repr(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=withdraw, args=(reason,)) for reason in ("first", "second")]
+    with transaction.atomic():
+        lock, _ = StoreLock.objects.get_or_create(name="store")
+        StoreLock.objects.select_for_update().get(pk=lock.pk)
+        for thread in threads:
+            thread.start()
+        assert _wait_for_lock_waiters(2), "both withdrawals should wait on the store lock"
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(outcomes.values()) == ["conflict", "withdrawn"]
+    batch.refresh_from_db()
+    assert batch.status == BatchStatus.WITHDRAWN
+    assert batch.withdrawal_reason == next(r for r, o in outcomes.items() if o == "withdrawn")
+    events = AuditEvent.objects.filter(object_id=str(batch.public_id), changes__event="activity.batch_withdraw")
+    assert events.count() == 1

@@ -32,6 +32,7 @@ from yilian.activity.tests.factories import (
     write_json,
     write_xlsx,
 )
+from yilian.core.errors import Conflict
 from yilian.core.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
@@ -242,7 +243,7 @@ def test_withdrawing_the_older_batch_keeps_the_newer_version(tmp_path: Path, act
 
 def test_only_a_landed_batch_can_be_withdrawn_and_a_reason_is_required(tmp_path: Path, activity_dir: Path) -> None:
     rejected = do_import(tmp_path, Kind.VISITS, [visit(age="abc")]).batch
-    with pytest.raises(ValidationError):
+    with pytest.raises(Conflict):
         services.batch_withdraw(user=user("office"), batch=rejected, reason="x")
     landed = do_import(tmp_path, Kind.VISITS, [visit()]).batch
     with pytest.raises(ValidationError):
@@ -331,9 +332,9 @@ def test_land_table_lands_a_ready_fact_table(activity_dir: Path) -> None:
         services.batch_land_table(user=user("hospadmin"), kind=Kind.VISITS, table=table, filename="demo")
     # A table naming one record twice is refused whole: the engine relies on one current row per key.
     twice = pa.concat_tables([table, table.slice(1, 1)])
-    with pytest.raises(ValidationError) as caught:
+    with translation.override("en"), pytest.raises(ValidationError) as caught:
         services.batch_land_table(user=None, kind=Kind.VISITS, table=twice, filename="twice")
-    assert "1 records appear more than once" in caught.value.messages[0]
+    assert caught.value.messages == ["1 record appears more than once in the table (same institution_code, visit_id)."]
     assert ImportBatch.objects.filter(filename="twice").count() == 0
 
 

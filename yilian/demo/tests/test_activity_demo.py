@@ -339,3 +339,15 @@ def test_a_reseed_reads_the_cached_round_instead_of_generating_it() -> None:
 
     assert [f.stat().st_mtime_ns for f in files] == stamps  # read, not written again
     assert tables[(Kind.OPERATIONS, STORY2)].equals(pq.read_table(folder / f"operations-{STORY2}.parquet"))
+
+
+def test_every_residence_region_of_the_demo_is_named(sql: Any) -> None:
+    """The Sankey and the outflow chart name where patients live: every residence region code the
+    demo's visits carry (county, and its city) is in the registry with a Chinese name."""
+    from yilian.registry.models import Region
+
+    codes = {row[0] for row in sql("SELECT DISTINCT residence_region FROM visits WHERE residence_region IS NOT NULL")}
+    cities = {code[:4] + "00" for code in codes}
+    named = dict(Region.objects.filter(code__in=codes | cities).values_list("code", "name_zh"))
+    assert codes | cities <= set(named), sorted((codes | cities) - set(named))
+    assert named["520521"] == "大方县" and named["361100"] == "上饶市"
