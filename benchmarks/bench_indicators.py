@@ -8,12 +8,15 @@ Data: the demo consortium (``seed_demo``) plus rounds of the synthetic demo acti
 (``yilian.demo.activity``, the same generator as the demo, with a volume multiplier per round),
 landed through ``batch_land_table`` as one batch per dataset and round until the store holds at
 least ``--visits`` visits and ``--operations`` operations (the discharges come with the
-operations). Building is idempotent: with ``--data-dir`` a second run reuses the store.
+operations). Every round after the first lands at copies of the demo institutions made for it, so
+the volume is spread over many institutions as a province's is; the measured institution is the
+one with the most discharges (the Bijie centre, with the first round and the demo's operational
+records). Building is idempotent: with ``--data-dir`` a second run reuses the store.
 
 Measured, in a fresh process:
 
 - DuckDB (the default backend): ``engine.evaluate`` as the system administrator for every active
-  indicator, the Bijie centre, the last story year by month (12 periods, each with the same month a
+  indicator, that institution, the last story year by month (12 periods, each with the same month a
   year earlier) and by year: the first call (cold: the process's first query, Parquet metadata
   read, connection opened) and ``--runs`` calls after it (warm);
 - PostgreSQL: the current facts of the same store copied into PostgreSQL with ``COPY`` (btree
