@@ -172,8 +172,13 @@
         emphasis: { focus: "adjacency" },
         lineStyle: { color: "gradient", curveness: 0.5, opacity: 0.35 },
         label: { fontSize: 11 },
+        // Thin flows' labels would overlap: they are hidden (the tooltip and the table name them).
+        labelLayout: { hideOverlap: true },
         data: chart.data.nodes.map(function (n, i) {
-          return { name: n.name, itemStyle: { color: n.side === "region" ? COLOURS[(i % 6) + 1] : COLOURS[0] } };
+          var node = { name: n.name, itemStyle: { color: n.side === "region" ? COLOURS[(i % 6) + 1] : COLOURS[0] } };
+          // Institution names are long: wrapped within the right margin rather than cut off.
+          if (n.side !== "region") node.label = { width: 150, overflow: "break", lineHeight: 14 };
+          return node;
         }),
         links: chart.data.links
       }]
