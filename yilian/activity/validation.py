@@ -7,7 +7,7 @@ file and a message in the active language. Rules:
 
 - a required value is missing;
 - a date is not YYYY-MM-DD, YYYY/MM/DD, YYYYMMDD or one of those followed by HH:MM[:SS], or it is
-  later than today;
+  later than today or before 1900 (a mistyped year: no activity record is that old);
 - the discharge date is before the admission date; an operation date is after the discharge date;
 - age is not a whole number 0-130; length of stay is not a whole number >= 0 or differs by more
   than one day from discharge date minus admission date (hospitals count the day of admission and
@@ -57,6 +57,8 @@ from yilian.activity.readers import RawTable
 MAX_ERRORS = 1000
 ERROR_HEADER = "错误/error"
 
+# No clinical activity record is older than this: an earlier date is a mistyped year.
+EARLIEST_DATE = dt.date(1900, 1, 1)
 # YYYY-MM-DD or YYYY/MM/DD, optionally followed by HH:MM[:SS] (DuckDB's date cast then reads it).
 DASHED_DATE = r"[0-9]{4}(-[0-9]{1,2}-[0-9]{1,2}|/[0-9]{1,2}/[0-9]{1,2})( [0-9]{1,2}:[0-9]{2}(:[0-9]{2})?)?"
 WHOLE_NUMBER = r"[0-9]+(\.0+)?"
@@ -214,6 +216,14 @@ class _Builder:
                         name,
                         f"{t} > CAST({today} AS DATE)",
                         _("%(value)s is in the future."),
+                        value=f"CAST({t} AS VARCHAR)",
+                    )
+                )
+                self.add(
+                    _Rule(
+                        name,
+                        f"{t} < DATE '{EARLIEST_DATE.isoformat()}'",
+                        _("%(value)s is before 1900: is the year right?"),
                         value=f"CAST({t} AS VARCHAR)",
                     )
                 )

@@ -734,9 +734,13 @@ def evaluate(
     reg = _Registry.load(orgs)
     results, operational = _compute(user, parsed, orgs, grain, all_periods, department, backend_name, reg)
     index = _CoverageIndex(backend_name)
+    detail = institutions_in_detail(user) if department else None
+    no_department = {org.key for org in orgs if department and _department_hidden(detail, reg, org)}
 
     def one(p: _Parsed, org: OrgUnit, period: Period) -> tuple[float | None, float | None, float | None, Coverage]:
         coverage, fact_data = _coverage(p.sources, p.residence, org, period, reg, index)
+        if org.key in no_department:
+            return None, None, None, Coverage(coverage.share, _department_hidden_note())
         operational_note = ""
         values: list[float | None] = []
         for m in p.measures:
@@ -780,6 +784,19 @@ def evaluate(
                     )
                 )
     return out
+
+
+def _department_hidden_note() -> str:
+    return _(
+        "Not available by department: this unit includes institutions whose own figures you do not "
+        "see, and a department may exist at only one of them."
+    )
+
+
+def _department_hidden(detail: set[str] | None, reg: _Registry, org: OrgUnit) -> bool:
+    """Whether department figures of the unit would show an institution the user does not see in
+    detail (a consortium's neurosurgery may be one member's alone)."""
+    return detail is not None and not set(reg.org_codes[org.key]) <= detail
 
 
 def _dimension_label(by: str, key: str, reg: _Registry, regions: dict[str, str]) -> str:
@@ -826,6 +843,8 @@ def breakdown(
     periods = periods_between(grain, start, end)
     reg = _Registry.load([org])
     detail = institutions_in_detail(user)
+    if (department or by == "department") and _department_hidden(detail, reg, org):
+        raise PermissionDenied(_department_hidden_note())
     backend_name = _backend_name(backend)
     results, operational = _compute(user, [p], [org], grain, periods, department, backend_name, reg, by)
     regions = {r.code: r.name for r in Region.objects.all()} if by.startswith("residence") else {}

@@ -94,6 +94,13 @@ def test_date_in_the_future() -> None:
     assert errors(Kind.DISCHARGES, [discharge(discharge_date="2026-03-02", length_of_stay="")]) == []
 
 
+def test_date_before_1900_is_a_mistyped_year() -> None:
+    assert errors(Kind.DISCHARGES, [discharge(admission_date="1025-03-01", length_of_stay="")]) == [
+        (2, "入院日期", "1025-03-01 is before 1900: is the year right?")
+    ]
+    assert errors(Kind.DISCHARGES, [discharge(admission_date="1900-01-01", length_of_stay="")]) == []
+
+
 @pytest.mark.parametrize(
     ("value", "ok"),
     [("0", True), ("130", True), ("45.0", True), ("131", False), ("-1", False), ("4.5", False), ("abc", False)],

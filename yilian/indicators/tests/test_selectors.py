@@ -86,6 +86,24 @@ def test_consortium_total_is_visible_but_its_breakdown_shows_own_institution_onl
     assert {r.key: r.value for r in everything} == {"khph": 5, "qzph": 2, "zju2": 1}
 
 
+def test_department_figures_of_a_unit_with_institutions_not_seen_in_detail_are_not_shown(dataset: None) -> None:
+    """A consortium's department total could be one other member's own figure (a department only it
+    has): a hospital user gets no value, with a note saying why, and no breakdown by department."""
+    hospadmin = User.objects.get(username="hospadmin")
+    admin = User.objects.get(username="admin")
+    march = {**MARCH, "department": "神经内科"}
+    (hidden,) = evaluate(hospadmin, codes=["visits"], orgs=[ZJU2_QUZHOU], **march)  # type: ignore[arg-type]
+    assert (hidden.value, hidden.numerator) == (None, None)
+    assert "Not available by department" in hidden.coverage.note or "不按科室提供" in hidden.coverage.note
+    (everyone,) = evaluate(admin, codes=["visits"], orgs=[ZJU2_QUZHOU], **march)  # type: ignore[arg-type]
+    assert everyone.value == 8  # every visit of the dataset is 神经内科's
+    (own,) = evaluate(hospadmin, codes=["visits"], orgs=[OrgUnit("institution", "qzph", "")], **march)  # type: ignore[arg-type]
+    assert own.value == 2  # its own institution: by department as before
+    with pytest.raises(PermissionDenied):
+        breakdown(hospadmin, code="visits", org=ZJU2_QUZHOU, by="department", **MARCH)  # type: ignore[arg-type]
+    assert {r.key for r in breakdown(admin, code="visits", org=ZJU2_QUZHOU, by="department", **MARCH)} == {"神经内科"}  # type: ignore[arg-type]
+
+
 def test_flows_pool_institutions_not_seen_in_detail(dataset: None) -> None:
     hospadmin = User.objects.get(username="hospadmin")
     got = flows(hospadmin, org=ZJU2_QUZHOU, start=D(2025, 3, 1), end=D(2025, 4, 1), level="city")
