@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,31 @@ def _wait_for_lock_waiters(n: int, seconds: float = 30) -> bool:
     return False
 
 
+def _race(action: Callable[[str], str], names: tuple[str, str]) -> dict[str, str]:
+    """Run ``action(name)`` for both names in two threads that start while the store lock is held,
+    so that both are under way and wait on it together; name -> what it returned (or the error)."""
+    outcomes: dict[str, str] = {}
+
+    def run(name: str) -> None:
+        try:
+            outcomes[name] = action(name)
+        except Exception as exc:  # pragma: no cover - the failure these tests exist to catch
+            outcomes[name] = repr(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run, args=(name,)) for name in names]
+    with transaction.atomic():
+        lock, _ = StoreLock.objects.get_or_create(name="store")
+        StoreLock.objects.select_for_update().get(pk=lock.pk)
+        for thread in threads:
+            thread.start()
+        assert _wait_for_lock_waiters(2), "both should wait on the store lock"
+    for thread in threads:
+        thread.join(timeout=60)
+    return outcomes
+
+
 def _visits(department: str, n: int = 50) -> pa.Table:
     return pa.table(
         {
@@ -64,27 +90,12 @@ def test_two_concurrent_landings_of_the_same_records_leave_one_current_version(s
         )
     settings.ACTIVITY_DIR = tmp_path / "activity"
     ImportBatch.objects.all().delete()  # the store starts empty (the database is emptied after the test)
-    outcomes: dict[str, str] = {}
 
-    def land(department: str) -> None:
-        try:
-            services.batch_land_table(user=None, kind=Kind.VISITS, table=_visits(department), filename=department)
-            outcomes[department] = "landed"
-        except Exception as exc:  # pragma: no cover - the failure this test exists to catch
-            outcomes[department] = repr(exc)
-        finally:
-            connections.close_all()
+    def land(department: str) -> str:
+        services.batch_land_table(user=None, kind=Kind.VISITS, table=_visits(department), filename=department)
+        return "landed"
 
-    threads = [threading.Thread(target=land, args=(name,)) for name in ("A", "B")]
-    # Hold the store lock so that both landings are under way and wait on it together.
-    with transaction.atomic():
-        lock, _ = StoreLock.objects.get_or_create(name="store")
-        StoreLock.objects.select_for_update().get(pk=lock.pk)
-        for thread in threads:
-            thread.start()
-        assert _wait_for_lock_waiters(2), "both landings should wait on the store lock"
-    for thread in threads:
-        thread.join(timeout=60)
+    outcomes = _race(land, ("A", "B"))
     assert outcomes == {"A": "landed", "B": "landed"}
 
     batches = list(ImportBatch.objects.filter(kind=Kind.VISITS).order_by("seq"))
@@ -123,28 +134,15 @@ def test_two_concurrent_withdrawals_of_one_batch_have_one_winner(settings: Any, 
     )
     admin = registry.user_create(actor=None, username="withdrawer", password="not-a-demo-password-1", display_name="W")
     registry.membership_grant(actor=None, user=admin, role=Role.SYSTEM_ADMIN)
-    outcomes: dict[str, str] = {}
 
-    def withdraw(reason: str) -> None:
+    def withdraw(reason: str) -> str:
         try:
             services.batch_withdraw(user=admin, batch=batch, reason=reason)
-            outcomes[reason] = "withdrawn"
         except Conflict:
-            outcomes[reason] = "conflict"
-        except Exception as exc:  # pragma: no cover - the failure this test exists to catch
-            outcomes[reason] = repr(exc)
-        finally:
-            connections.close_all()
+            return "conflict"
+        return "withdrawn"
 
-    threads = [threading.Thread(target=withdraw, args=(reason,)) for reason in ("first", "second")]
-    with transaction.atomic():
-        lock, _ = StoreLock.objects.get_or_create(name="store")
-        StoreLock.objects.select_for_update().get(pk=lock.pk)
-        for thread in threads:
-            thread.start()
-        assert _wait_for_lock_waiters(2), "both withdrawals should wait on the store lock"
-    for thread in threads:
-        thread.join(timeout=60)
+    outcomes = _race(withdraw, ("first", "second"))
     assert sorted(outcomes.values()) == ["conflict", "withdrawn"]
     batch.refresh_from_db()
     assert batch.status == BatchStatus.WITHDRAWN
