@@ -690,7 +690,10 @@ def _compute(
         )
         for m in measures:
             results[m.key()] = None if out is None else out[m.key()]
-    institutions = [reg.by_code[c] for org in orgs for c in reg.org_codes[org.key]]
+    # Only the units' institutions are read, unless a measure counts residents wherever treated: then
+    # a breakdown by institution may name any institution, and each needs its operational figures.
+    residence = any(p.residence for p in parsed)
+    institutions = None if residence else [reg.by_code[c] for org in orgs for c in reg.org_codes[org.key]]
     return results, OperationalSources(user, [(p.start, p.end) for p in all_periods], institutions)
 
 
@@ -735,11 +738,10 @@ def evaluate(
     results, operational = _compute(user, parsed, orgs, grain, all_periods, department, backend_name, reg)
     index = _CoverageIndex(backend_name)
     detail = institutions_in_detail(user) if department else None
-    no_department = {org.key for org in orgs if department and _department_hidden(detail, reg, org)}
 
     def one(p: _Parsed, org: OrgUnit, period: Period) -> tuple[float | None, float | None, float | None, Coverage]:
         coverage, fact_data = _coverage(p.sources, p.residence, org, period, reg, index)
-        if org.key in no_department:
+        if department and _department_hidden(detail, reg, org, residence=p.residence):
             return None, None, None, Coverage(coverage.share, _department_hidden_note())
         operational_note = ""
         values: list[float | None] = []
@@ -788,15 +790,18 @@ def evaluate(
 
 def _department_hidden_note() -> str:
     return _(
-        "Not available by department: this unit includes institutions whose own figures you do not "
-        "see, and a department may exist at only one of them."
+        "Not available by department: these figures include institutions whose own figures you do "
+        "not see, and a department's figure could be one of theirs alone."
     )
 
 
-def _department_hidden(detail: set[str] | None, reg: _Registry, org: OrgUnit) -> bool:
-    """Whether department figures of the unit would show an institution the user does not see in
-    detail (a consortium's neurosurgery may be one member's alone)."""
-    return detail is not None and not set(reg.org_codes[org.key]) <= detail
+def _department_hidden(detail: set[str] | None, reg: _Registry, org: OrgUnit, *, residence: bool) -> bool:
+    """Whether department figures of the unit could show an institution the user does not see in
+    detail: a consortium's neurosurgery may be one member's alone, and the residents of a county
+    are treated anywhere (their neurosurgery stays may all be one other hospital's)."""
+    if detail is None:
+        return False
+    return residence or not set(reg.org_codes[org.key]) <= detail
 
 
 def _dimension_label(by: str, key: str, reg: _Registry, regions: dict[str, str]) -> str:
@@ -843,7 +848,7 @@ def breakdown(
     periods = periods_between(grain, start, end)
     reg = _Registry.load([org])
     detail = institutions_in_detail(user)
-    if (department or by == "department") and _department_hidden(detail, reg, org):
+    if (department or by == "department") and _department_hidden(detail, reg, org, residence=p.residence):
         raise PermissionDenied(_department_hidden_note())
     backend_name = _backend_name(backend)
     results, operational = _compute(user, [p], [org], grain, periods, department, backend_name, reg, by)

@@ -76,7 +76,6 @@ class OperationalSources:
         self.ids = None if self.institutions is None else [i.pk for i in self.institutions]
         self.totals: dict[tuple[str, dt.date, dt.date], Figures | None] = {}
         self.monthly: dict[tuple[str, ...], dict[dt.date, Figures]] = {}
-        self.denied: set[str] = set()
 
     # --- reading ---------------------------------------------------------------------------------
 

@@ -94,13 +94,20 @@ def test_department_figures_of_a_unit_with_institutions_not_seen_in_detail_are_n
     march = {**MARCH, "department": "神经内科"}
     (hidden,) = evaluate(hospadmin, codes=["visits"], orgs=[ZJU2_QUZHOU], **march)  # type: ignore[arg-type]
     assert (hidden.value, hidden.numerator) == (None, None)
-    assert "Not available by department" in hidden.coverage.note or "不按科室提供" in hidden.coverage.note
+    assert hidden.coverage.note.startswith(("Not available by department", "不按科室提供"))
     (everyone,) = evaluate(admin, codes=["visits"], orgs=[ZJU2_QUZHOU], **march)  # type: ignore[arg-type]
     assert everyone.value == 8  # every visit of the dataset is 神经内科's
     (own,) = evaluate(hospadmin, codes=["visits"], orgs=[OrgUnit("institution", "qzph", "")], **march)  # type: ignore[arg-type]
     assert own.value == 2  # its own institution: by department as before
     with pytest.raises(PermissionDenied):
         breakdown(hospadmin, code="visits", org=ZJU2_QUZHOU, by="department", **MARCH)  # type: ignore[arg-type]
+    # Residents are treated anywhere: a residence indicator's department figure of the hospital's own
+    # county counts other hospitals' departments, so it is not given either.
+    qzph = OrgUnit("institution", "qzph", "")
+    (residents,) = evaluate(hospadmin, codes=["in_county_visit_rate"], orgs=[qzph], **march)  # type: ignore[arg-type]
+    assert (residents.value, residents.denominator) == (None, None)
+    (without,) = evaluate(hospadmin, codes=["in_county_visit_rate"], orgs=[qzph], **MARCH)  # type: ignore[arg-type]
+    assert without.denominator is not None  # without the department filter, as before
     assert {r.key for r in breakdown(admin, code="visits", org=ZJU2_QUZHOU, by="department", **MARCH)} == {"神经内科"}  # type: ignore[arg-type]
 
 
