@@ -1012,21 +1012,19 @@ def register_residence_regions() -> int:
     """The residence regions the generator uses beyond the registry's own (other cities and
     provinces patients come from), so that charts name them instead of showing codes. Returns how
     many were added."""
-    from yilian.registry.models import Region
+    from yilian.registry import services
+    from yilian.registry.models import Region, RegionLevel
 
     levels = {"province": 0, "city": 1, "county": 2}
+    known = {r.code: r for r in Region.objects.all()}
     added = 0
     for code, name_zh, name_en, level, parent in sorted(RESIDENCE_REGIONS, key=lambda r: (levels[r[3]], r[0])):
-        _region, created = Region.objects.get_or_create(
-            code=code,
-            defaults={
-                "name_zh": name_zh,
-                "name_en": name_en,
-                "level": level,
-                "parent": Region.objects.filter(code=parent).first() if parent else None,
-            },
+        if code in known:
+            continue
+        known[code] = services.region_create(  # audited, like every region of the registry
+            actor=None, code=code, name_zh=name_zh, name_en=name_en, level=RegionLevel(level), parent=known.get(parent)
         )
-        added += created
+        added += 1
     return added
 
 

@@ -26,7 +26,7 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 
 from yilian.core.permissions import Role
-from yilian.demo.activity import seed_activity
+from yilian.demo.activity import register_residence_regions, seed_activity
 from yilian.demo.consults import seed_consults
 from yilian.demo.dispatch import seed_dispatch
 from yilian.demo.green import seed_green
@@ -1578,5 +1578,7 @@ def seed_demo(*, seed: int = 2018, scale: int = 1) -> SeedReport:
         if not Indicator.objects.exists():
             load_defaults(Indicator)
         # Clinical activity facts (Parquet batches, one audit row each), at the requested scale.
+        # The residence regions the activity's patients come from (other cities and provinces).
+        seeder.created["regions"] += register_residence_regions()
         seeder.created["activity_batches"] += seed_activity(seed=seed, scale=scale).batches
     return seeder.report()

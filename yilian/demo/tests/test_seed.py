@@ -19,6 +19,7 @@ from django.utils import timezone
 from yilian.core.audit import audit_verify
 from yilian.core.models import AuditAction, AuditEvent
 from yilian.core.permissions import Role
+from yilian.demo.activity import RESIDENCE_REGIONS
 from yilian.demo.consults import ACCOUNTS as CONSULT_ACCOUNTS
 from yilian.demo.referrals import HISTORY_USERNAME, ROUND_SIZE, seed_referrals
 from yilian.demo.seed import (
@@ -278,7 +279,8 @@ def test_every_created_row_is_audited_and_the_chain_verifies() -> None:
 
 def test_report_counts_match_the_rows_created(fresh_seed: SeedReport) -> None:
     seeded = fresh_seed
-    assert seeded.regions == Region.objects.count() == 17
+    # The registry's 17 places, and the places the activity's patients come from.
+    assert seeded.regions == Region.objects.count() == 17 + len(RESIDENCE_REGIONS)
     assert seeded.institutions == Institution.objects.count() == 20
     assert seeded.departments == Department.objects.count()
     assert seeded.capabilities == Capability.objects.count()
@@ -426,10 +428,12 @@ def test_regions_form_the_province_city_county_tree(seeded: SeedReport) -> None:
     assert jiangshan.level == RegionLevel.COUNTY
     assert [r.code for r in jiangshan.ancestors()] == ["330000", "330800"]
     assert Region.objects.get(code="520502").parent.code == "520500"  # type: ignore[union-attr]
-    assert set(Region.objects.filter(level=RegionLevel.PROVINCE).values_list("code", flat=True)) == {
-        "330000",
-        "520000",
-    }
+    # The institutions are in two provinces; patients also come from others.
+    institution_regions = Region.objects.filter(institutions__isnull=False).distinct()
+    assert {r.ancestors()[0].code for r in institution_regions} == {"330000", "520000"}
+    provinces = set(Region.objects.filter(level=RegionLevel.PROVINCE).values_list("code", flat=True))
+    assert provinces == {"330000", "520000"} | {r[0] for r in RESIDENCE_REGIONS if r[3] == "province"}
+    assert Region.objects.get(code="361123").parent.parent.code == "360000"  # type: ignore[union-attr]
     quzhou_counties = Region.objects.filter(parent__code="330800")
     assert quzhou_counties.count() == 6  # the 6 county-level districts the framework covers
     assert set(quzhou_counties.values_list("level", flat=True)) == {RegionLevel.COUNTY}
