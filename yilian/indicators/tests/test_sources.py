@@ -12,6 +12,7 @@ from django.db.models import Q
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone, translation
 
+from yilian.activity.columns import Kind
 from yilian.consults.selectors import consult_figures
 from yilian.dispatch.selectors import stationing_figures
 from yilian.indicators import dsl
@@ -236,3 +237,42 @@ def test_months_pooled_into_periods_give_what_the_selectors_give_for_the_period(
         if key not in expected:
             expected[key] = _selector_totals(user, v.org, v.period.start, v.period.end)
         assert v.value == expected[key][v.indicator], (v.indicator, v.org.key, v.period.label)
+
+
+def test_a_breakdown_counting_residents_has_the_operational_figures_of_every_institution_it_names(
+    empty_store: None,
+) -> None:
+    """Kaihua's residents treated at Changshan's hospital (outside Kaihua) appear in a breakdown by
+    institution; a measure over the referrals beside them is read for that hospital too."""
+    from yilian.indicators.engine import breakdown
+    from yilian.indicators.tests.factories import land, visit
+
+    Indicator.objects.create(
+        code="residents_per_up_referral",
+        name_zh="居民就诊人次与上转人次之比",
+        programme="consortium",
+        unit="ratio",
+        numerator={"source": "visits", "measure": "rows", "attribute_to": "residence"},
+        denominator={"source": "referrals", "measure": "sum:up_out"},
+    )
+    today = timezone.localdate()
+    land(
+        Kind.VISITS,
+        [visit("csph", "KV1", today, "same_city", "330824"), visit("csph", "KV2", today, "same_city", "330824")],
+    )
+    admin = User.objects.get(username="admin")
+    start = today.replace(day=1)
+    end = (start + dt.timedelta(days=32)).replace(day=1)
+    before = referral_figures(admin, start=start, end=end).get(_id("csph"))
+    up_before = before.up_out if before else 0
+    referral_create(Status.SENT, direction="up", from_code="csph", to_code="qzph")
+    org = OrgUnit("region", "330824", "开化县")
+    rows = breakdown(
+        admin, code="residents_per_up_referral", org=org, grain="month", start=start, end=end, by="institution"
+    )
+    csph = next(r for r in rows if r.key == "csph")
+    assert (csph.numerator, csph.denominator) == (2, up_before + 1)
+
+
+def _id(code: str) -> int:
+    return int(Institution.objects.values_list("pk", flat=True).get(code=code))
