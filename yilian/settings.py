@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "yilian.surveys",
     "yilian.dispatch",
     "yilian.consults",
+    "yilian.capability",
     "yilian.activity",
     "yilian.indicators",
     "yilian.web",

@@ -12,6 +12,11 @@ batch holding its data, but not the rows of other hospitals the file held (``may
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -90,3 +95,81 @@ def access_batch_rows(user: AnyUser, public_id: str) -> ImportBatch:
     if not may_see_rows(user, batch):
         raise PermissionDenied(_("The rows of this batch include other institutions' data you may not see."))
     return batch
+
+
+@dataclass(frozen=True)
+class OperationRecord:
+    """An imported operation as the capability app reads it: where, when, which code, who operated
+    (the stay is named only by a digest, never by its record number)."""
+
+    key: str
+    institution_code: str
+    department: str
+    date: dt.date
+    operation_code: str
+    operation_name: str
+    level: int | None
+    operator: str
+    operator_role: str
+
+
+def operations_matching(
+    *, institution_codes: Iterable[str], code_prefix: str, before: dt.date | None = None, limit: int = 5000
+) -> list[OperationRecord]:
+    """Current imported operations of the institutions whose code starts with ``code_prefix``
+    (optionally dated before a day: the operation's date, else the discharge date), oldest first.
+    Not scoped to a user: callers hand out only the fields above."""
+    import ibis
+
+    from yilian.activity import facts
+    from yilian.activity.columns import Kind
+
+    codes = sorted(set(institution_codes))
+    if not codes or not code_prefix:
+        return []
+    con = ibis.duckdb.connect()
+    table = facts.current_facts(con, Kind.OPERATIONS)
+    if table is None:
+        return []
+    day = table.operation_date.fill_null(table.discharge_date)
+    expr = table.filter(table.institution_code.isin(codes), table.operation_code.startswith(code_prefix))
+    if before is not None:
+        expr = expr.filter(day < before)
+    expr = expr.mutate(day=day).order_by(["day", "institution_code", "record_id", "operation_seq"]).limit(limit)
+    frame = expr.select(
+        "institution_code",
+        "record_id",
+        "operation_seq",
+        "department",
+        "day",
+        "operation_code",
+        "operation_name",
+        "operation_level",
+        "operator",
+        "operator_role",
+    ).to_pyarrow()
+    out = []
+    for row in frame.to_pylist():
+        digest = hashlib.sha256(f"{row['institution_code']}|{row['record_id']}|{row['operation_seq']}".encode())
+        out.append(
+            OperationRecord(
+                key=f"activity:{digest.hexdigest()[:32]}",
+                institution_code=row["institution_code"],
+                department=row["department"] or "",
+                date=row["day"],
+                operation_code=row["operation_code"],
+                operation_name=row["operation_name"] or "",
+                level=row["operation_level"],
+                operator=row["operator"] or "",
+                operator_role=row["operator_role"] or "",
+            )
+        )
+    return out
+
+
+def operations_coverage() -> dict[str, set[tuple[int, int]]]:
+    """Institution code -> (year, month) that landed operation batches cover."""
+    from yilian.activity import facts
+    from yilian.activity.columns import Kind
+
+    return facts.coverage(Kind.OPERATIONS)

@@ -66,6 +66,22 @@ class Permission(models.TextChoices):
     )
     VIEW_INDICATORS = "indicators.view", _("See indicators and dashboards of the institutions one may see")
     MANAGE_INDICATORS = "indicators.manage", _("Edit the consortium's indicator definitions and targets")
+    VIEW_CAPABILITY = (
+        "capability.view",
+        _("See techniques, transfer ledgers, regional firsts, teaching and training programmes"),
+    )
+    MANAGE_TECHNIQUES = "capability.manage_catalogue", _("Keep the consortium's techniques catalogue")
+    RECORD_TRANSFER = (
+        "capability.record_transfer",
+        _("Keep the technique-transfer ledger of the departments one supports or runs"),
+    )
+    GRANT_PRIVILEGES = "capability.grant_privileges", _("Grant and revoke one's hospital's surgical privileges")
+    CLAIM_FIRSTS = "capability.claim_firsts", _("Claim regional firsts and have them verified")
+    LEAD_TEACHING = "capability.teach", _("Record teaching activities and their attendance")
+    MANAGE_TRAINING = (
+        "capability.manage_training",
+        _("Run master-doctor studios and backbone training: mentees, milestones, assessments"),
+    )
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -92,6 +108,12 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.IMPORT_ACTIVITY,
             Permission.VIEW_INDICATORS,
             Permission.MANAGE_INDICATORS,
+            Permission.VIEW_CAPABILITY,
+            Permission.MANAGE_TECHNIQUES,
+            Permission.RECORD_TRANSFER,
+            Permission.CLAIM_FIRSTS,
+            Permission.LEAD_TEACHING,
+            Permission.MANAGE_TRAINING,
         }
     ),
     Role.HOSPITAL_ADMIN: frozenset(
@@ -112,6 +134,12 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.VIEW_CONSULT_FIGURES,
             Permission.IMPORT_ACTIVITY,
             Permission.VIEW_INDICATORS,
+            Permission.VIEW_CAPABILITY,
+            Permission.RECORD_TRANSFER,
+            Permission.GRANT_PRIVILEGES,
+            Permission.CLAIM_FIRSTS,
+            Permission.LEAD_TEACHING,
+            Permission.MANAGE_TRAINING,
         }
     ),
     Role.DOCTOR: frozenset(
@@ -123,6 +151,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.ISSUE_SURVEYS,
             Permission.REQUEST_CONSULTS,
             Permission.ANSWER_CONSULTS,
+            Permission.VIEW_CAPABILITY,
+            Permission.LEAD_TEACHING,
         }
     ),
     Role.STATIONED_EXPERT: frozenset(
@@ -137,6 +167,9 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.CHECK_IN,
             Permission.REQUEST_CONSULTS,
             Permission.ANSWER_CONSULTS,
+            Permission.VIEW_CAPABILITY,
+            Permission.RECORD_TRANSFER,
+            Permission.LEAD_TEACHING,
         }
     ),
     Role.ONCALL_COORDINATOR: frozenset(
@@ -157,6 +190,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.VIEW_STATIONING,
             Permission.VIEW_CONSULT_FIGURES,
             Permission.VIEW_INDICATORS,
+            Permission.VIEW_CAPABILITY,
         }
     ),
     # The hospital's own quality staff (病案/质控): import the institution's clinical activity and read

@@ -733,3 +733,80 @@ def distance_m(lat1: Decimal | float, lon1: Decimal | float, lat2: Decimal | flo
 
 def today() -> dt.date:
     return timezone.localdate()
+
+
+@dataclass(frozen=True)
+class LoggedCase:
+    """An operation from an expert's work log, as the capability ledger reads it."""
+
+    key: str  # stable while the work log's operation row exists: "work_log:<log public id>:<row id>"
+    date: dt.date
+    institution_id: int
+    department_id: int
+    expert_id: int
+    expert_name: str
+    role: str
+    procedure: str
+    procedure_code: str
+    level: int
+    local_surgeon_id: int | None
+    local_surgeon_name: str
+
+
+def logged_operations_matching(
+    *,
+    institution_ids: Iterable[int],
+    code_prefix: str = "",
+    name: str = "",
+    department_id: int | None = None,
+    before: dt.date | None = None,
+) -> list[LoggedCase]:
+    """Work-log operations at the institutions (optionally one host department, optionally before a
+    day) whose code starts with ``code_prefix`` or whose procedure names ``name``; oldest first.
+    Not scoped to a user: the capability app calls it to check evidence and claims, and hands out
+    only dates, codes and surgeons' names, never patients."""
+    if not code_prefix and not name:
+        return []
+    q = Q()
+    if code_prefix:
+        q |= Q(procedure_code__startswith=code_prefix)
+    if name:
+        q |= Q(procedure__icontains=name)
+    qs = LoggedOperation.objects.filter(
+        q, work_log__assignment__programme__host_institution_id__in=list(institution_ids)
+    )
+    if department_id is not None:
+        qs = qs.filter(work_log__assignment__host_department_id=department_id)
+    if before is not None:
+        qs = qs.filter(work_log__date__lt=before)
+    rows = qs.select_related(
+        "work_log__assignment__practitioner", "work_log__assignment__programme", "local_surgeon"
+    ).order_by("work_log__date", "id")
+    return [
+        LoggedCase(
+            key=f"work_log:{op.work_log.public_id}:{op.pk}",
+            date=op.work_log.date,
+            institution_id=op.work_log.assignment.programme.host_institution_id,
+            department_id=op.work_log.assignment.host_department_id,
+            expert_id=op.work_log.assignment.practitioner_id,
+            expert_name=op.work_log.assignment.practitioner.name_zh,
+            role=op.role,
+            procedure=op.procedure,
+            procedure_code=op.procedure_code,
+            level=op.level,
+            local_surgeon_id=op.local_surgeon_id,
+            local_surgeon_name=op.local_surgeon_name,
+        )
+        for op in rows
+    ]
+
+
+def experts_stationed_at(institution_ids: Iterable[int]) -> dict[int, set[str]]:
+    """Host institution id -> the Chinese names of every expert ever stationed there (to tell an
+    expert's operation from a local surgeon's in imported records, which name the operator)."""
+    out: dict[int, set[str]] = {}
+    for host_id, name in Assignment.objects.filter(
+        programme__host_institution_id__in=list(institution_ids)
+    ).values_list("programme__host_institution_id", "practitioner__name_zh"):
+        out.setdefault(host_id, set()).add(name)
+    return out

@@ -30,6 +30,12 @@ EXPECTED: dict[Role, set[Permission]] = {
         P.IMPORT_ACTIVITY,
         P.VIEW_INDICATORS,
         P.MANAGE_INDICATORS,
+        P.VIEW_CAPABILITY,
+        P.MANAGE_TECHNIQUES,
+        P.RECORD_TRANSFER,
+        P.CLAIM_FIRSTS,
+        P.LEAD_TEACHING,
+        P.MANAGE_TRAINING,
     },
     Role.HOSPITAL_ADMIN: {
         P.VIEW_DIRECTORY,
@@ -48,6 +54,12 @@ EXPECTED: dict[Role, set[Permission]] = {
         P.VIEW_CONSULT_FIGURES,
         P.IMPORT_ACTIVITY,
         P.VIEW_INDICATORS,
+        P.VIEW_CAPABILITY,
+        P.RECORD_TRANSFER,
+        P.GRANT_PRIVILEGES,
+        P.CLAIM_FIRSTS,
+        P.LEAD_TEACHING,
+        P.MANAGE_TRAINING,
     },
     Role.DOCTOR: {
         P.VIEW_DIRECTORY,
@@ -57,6 +69,8 @@ EXPECTED: dict[Role, set[Permission]] = {
         P.ISSUE_SURVEYS,
         P.REQUEST_CONSULTS,
         P.ANSWER_CONSULTS,
+        P.VIEW_CAPABILITY,
+        P.LEAD_TEACHING,
     },
     Role.STATIONED_EXPERT: {
         P.VIEW_DIRECTORY,
@@ -69,6 +83,9 @@ EXPECTED: dict[Role, set[Permission]] = {
         P.CHECK_IN,
         P.REQUEST_CONSULTS,
         P.ANSWER_CONSULTS,
+        P.VIEW_CAPABILITY,
+        P.RECORD_TRANSFER,
+        P.LEAD_TEACHING,
     },
     Role.ONCALL_COORDINATOR: {
         P.VIEW_DIRECTORY,
@@ -85,6 +102,7 @@ EXPECTED: dict[Role, set[Permission]] = {
         P.VIEW_STATIONING,
         P.VIEW_CONSULT_FIGURES,
         P.VIEW_INDICATORS,
+        P.VIEW_CAPABILITY,
     },
     Role.QUALITY_STAFF: {
         P.VIEW_DIRECTORY,
