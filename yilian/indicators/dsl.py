@@ -8,7 +8,7 @@ A measure counts or sums something of one source over an organisation unit and a
 
 - ``source``: a fact dataset (``discharges``, ``operations``, ``visits``; imported activity) or an
   operational source read through its app's figure selector (``referrals``, ``stationing``,
-  ``consults``, ``green``).
+  ``consults``, ``green``, ``capability``).
 - ``measure``: ``rows`` | ``distinct:<column>`` | ``sum:<column>`` | ``median:<column>`` over facts;
   ``sum:<figure>`` over an operational source; ``median:<protocol>.<metric>`` over the green channel.
 - ``where``: conditions joined by AND, each ``[column, op, value]``; ops ``=``, ``!=``, ``in``,
@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic import ValidationError as PydanticValidationError
 
 FACT_SOURCES = ("discharges", "operations", "visits")
-OPERATIONAL_SOURCES = ("referrals", "stationing", "consults", "green")
+OPERATIONAL_SOURCES = ("referrals", "stationing", "consults", "green", "capability")
 SOURCES = FACT_SOURCES + OPERATIONAL_SOURCES
 
 # Registry attributes of the treating institution, joined to the facts when a condition uses them.
@@ -114,6 +114,15 @@ OPERATIONAL_FIGURES: dict[str, tuple[str, ...]] = {
         "operations_level_34",
     ),
     "consults": ("requested", "delivered", "answered_for_others", "closed", "referral_avoided"),
+    "capability": (
+        "techniques_introduced",
+        "techniques_independent",
+        "ops_34_total",
+        "ops_34_local",
+        "teaching_hours_delivered",
+        "teaching_hours_received",
+        "milestones_reached",
+    ),
 }
 
 OPS = ("=", "!=", "in", "not_in", ">=", "<=", ">", "<", "is_null", "not_null")
@@ -131,7 +140,7 @@ class Measure(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    source: Literal["discharges", "operations", "visits", "referrals", "stationing", "consults", "green"]
+    source: Literal["discharges", "operations", "visits", "referrals", "stationing", "consults", "green", "capability"]
     measure: str = "rows"
     where: tuple[tuple[Any, ...], ...] = Field(default=())
     attribute_to: Literal["institution", "residence"] = "institution"

@@ -30,6 +30,9 @@ class Unit(models.TextChoices):
     DAYS = "days", _("days")
     CONSULTATIONS = "consultations", _("consultations")
     MINUTES = "minutes", _("minutes")
+    TECHNIQUES = "techniques", _("techniques")
+    HOURS = "hours", _("hours")
+    MILESTONES = "milestones", _("milestones")
 
 
 class Direction(models.TextChoices):

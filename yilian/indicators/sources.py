@@ -1,17 +1,18 @@
-"""Operational sources: the figures of the referral, green-channel, stationing and consultation apps,
-read through those apps' public figure selectors as the acting user (docs/indicators.md).
+"""Operational sources: the figures of the referral, green-channel, stationing, consultation and
+capability-building apps, read through those apps' public figure selectors as the acting user
+(docs/indicators.md).
 
 One ``OperationalSources`` lives for one ``evaluate`` (or ``breakdown``) call and is told every
 period the call needs, the year-earlier ones included. It reads each source as few times as the
 selector allows:
 
-- each selector answers a whole range month by month (``green_report`` and the referral,
-  consultation and stationing ``*_by_month`` selectors): each source is read once (the green
-  channel once per side and protocol) for each run of consecutive months the periods cover (a
-  12-month range and its year-earlier twin are one run), whatever the number of periods,
-  indicators or org units; the months are pooled into periods here: counts summed, green-channel
-  times put together for the median, stationed doctors united (one doctor stationed in two months
-  of a quarter is one doctor of the quarter).
+- each selector answers a whole range month by month (``green_report``, the referral,
+  consultation and stationing ``*_by_month`` selectors and ``capability_figures_by_month``): each
+  source is read once (the green channel once per side and protocol) for each run of consecutive
+  months the periods cover (a 12-month range and its year-earlier twin are one run), whatever the
+  number of periods, indicators or org units; the months are pooled into periods here: counts
+  summed, green-channel times put together for the median, stationed doctors united (one doctor
+  stationed in two months of a quarter is one doctor of the quarter).
 
 Only the institutions of the evaluation's org units are asked for.
 
@@ -166,6 +167,14 @@ class OperationalSources:
                     }
                     for iid, m in by_host.items()
                 }
+        elif key[0] == "capability":
+            from yilian.capability.selectors import capability_figures_by_month
+
+            names = dsl.OPERATIONAL_FIGURES["capability"]
+            for month, cap_figures in capability_figures_by_month(
+                self.user, start=start, end=last_day, institution_ids=self.ids
+            ).items():
+                out[month] = {iid: {n: f.get(n, 0) for n in names} for iid, f in cap_figures.items()}
         else:
             from yilian.referrals.green_selectors import green_report
 

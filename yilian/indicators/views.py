@@ -84,6 +84,7 @@ SOURCE_LABELS = {
     "stationing": gettext_lazy("stationing"),
     "consults": gettext_lazy("teleconsultations"),
     "green": gettext_lazy("green channel"),
+    "capability": gettext_lazy("capability building"),
 }
 
 
