@@ -599,3 +599,41 @@ def test_indicator_engine_reads_the_capability_figures(ledger: dict[str, Any]) -
     measure = Measure(source="capability", measure="sum:techniques_introduced")
     value, allowed = sources.value(measure, D(2024, 3, 1), D(2024, 4, 1), [w["transfer"].department.institution])
     assert allowed and value is not None and value >= 1
+
+
+def test_collecting_work_logs_reads_the_experts_role_as_the_local_surgeons_part(
+    ledger: dict[str, Any], time_machine: Any
+) -> None:
+    from yilian.dispatch import services as dispatch_services
+    from yilian.dispatch.services import OperationEntry
+    from yilian.dispatch.tests.factories import account_of, assignment_create, at, programme_create
+
+    w = ledger
+    day = D(2026, 10, 14)  # a Wednesday
+    time_machine.move_to(at(day, 18), tick=False)
+    assignment = assignment_create(
+        programme_create(starts_on=D(2026, 9, 1)), w["expert"], host_department=w["transfer"].department
+    )
+    dispatch_services.attendance_check_in(actor=account_of(w["expert"]), assignment=assignment, now=at(day, 8))
+    name = w["technique"].name_zh
+    dispatch_services.work_log_save(
+        actor=account_of(w["expert"]),
+        assignment=assignment,
+        date=day,
+        counts={},
+        operations=[
+            OperationEntry(name, level=4, role="operator"),
+            OperationEntry(name, level=4, role="operator", local_surgeon=w["li"]),
+            OperationEntry(name, level=4, role="supervisor", local_surgeon=w["wang"]),
+            OperationEntry("其他手术", level=2, role="operator"),
+        ],
+    )
+    collected = services.transfer_collect(actor=w["admin"], transfer=w["transfer"])
+    assert (collected.from_work_logs, collected.from_activity) == (3, 0)
+    cases = {(c.local_role, c.local_surgeon_id, c.operator_name) for c in w["transfer"].cases.all()}
+    assert cases == {
+        (LocalRole.NONE, None, w["expert"].name_zh),
+        (LocalRole.ASSISTED, w["li"].pk, w["expert"].name_zh),
+        (LocalRole.SUPERVISED, w["wang"].pk, w["wang"].name_zh),
+    }
+    assert services.transfer_collect(actor=w["admin"], transfer=w["transfer"]).total == 0
