@@ -18,6 +18,7 @@ from ninja.errors import ValidationError as NinjaValidationError
 from ninja.security import APIKeyCookie, HttpBearer
 
 from yilian.activity.api import router as activity_router
+from yilian.capability.api import router as capability_router
 from yilian.consults.api import router as consults_router
 from yilian.consults.workflow import TransitionNotAllowed as ConsultTransitionNotAllowed
 from yilian.core.errors import Conflict
@@ -61,8 +62,9 @@ api = NinjaAPI(
         "Registry of the medical consortium (regions, institutions, consortia, agreements, practitioners), "
         "two-way referrals with their patients, green-channel (time-critical) transfers, the caller's "
         "notifications, satisfaction surveys, expert stationing (programmes, assignments, rosters, check-ins, "
-        "work logs), teleconsultations, clinical-activity imports (discharges, operations, visits) and the "
-        "indicators computed from them."
+        "work logs), teleconsultations, clinical-activity imports (discharges, operations, visits), the "
+        "indicators computed from them, and capability building (techniques, transfer ledgers, surgical privileges, "
+        "regional firsts, teaching, training programmes)."
     ),
     auth=[BearerToken(), BrowserSession()],
     urls_namespace="api",
@@ -199,3 +201,4 @@ api.add_router("/", dispatch_router)
 api.add_router("/", consults_router)
 api.add_router("/", activity_router)
 api.add_router("/", indicators_router)
+api.add_router("/", capability_router)
