@@ -8,7 +8,7 @@ import uuid
 from typing import Any
 
 from ninja import Field, Schema
-from pydantic import field_validator
+from pydantic import StrictBool, field_validator
 
 from yilian.capability.models import (
     AssessmentResult,
@@ -88,7 +88,7 @@ class TechniqueIn(In):
     name_en: str = Field("", max_length=160)
     operation_code: str = Field("", max_length=20)
     level: int = Field(ge=1, le=4)
-    restricted: bool = False
+    restricted: StrictBool = False
     discipline: Discipline
 
 
@@ -97,9 +97,9 @@ class TechniquePatch(In):
     name_en: str | None = Field(None, max_length=160)
     operation_code: str | None = Field(None, max_length=20)
     level: int | None = Field(None, ge=1, le=4)
-    restricted: bool | None = None
+    restricted: StrictBool | None = None
     discipline: Discipline | None = None
-    is_active: bool | None = None
+    is_active: StrictBool | None = None
 
 
 # ----------------------------------------------------------------------------------------

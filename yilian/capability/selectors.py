@@ -28,6 +28,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied
 from django.db.models import Prefetch, Q, QuerySet, Sum
 from django.http import Http404
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from yilian.capability.models import (
@@ -468,7 +469,7 @@ class MilestoneProgress:
 
     @property
     def overdue(self) -> bool:
-        return self.reached_on is None and self.due_on < dt.date.today()
+        return self.reached_on is None and self.due_on < timezone.localdate()
 
 
 @dataclass
@@ -627,3 +628,35 @@ CAPABILITY_FIGURES = (
     "teaching_hours_received",
     "milestones_reached",
 )
+
+
+# --------------------------------------------------------------------------------------------
+# Sign-in codes (the organiser's QR panel and the attendee's page)
+
+
+def _code_digest(code: str) -> str:
+    # The same digest ``services`` stores: only the SHA-256 of a code is ever kept.
+    import hashlib
+
+    return hashlib.sha256(code.strip().encode()).hexdigest()
+
+
+def sign_in_code_state(activity: TeachingActivity, *, code: str = "", code_id: int = 0) -> str:
+    """Whether a sign-in code of the activity (given as the code itself or as its row id) is
+    ``open``, ``used``, ``expired`` or ``unknown``; a code of a cancelled activity is expired."""
+    from yilian.capability.models import SignInCode
+
+    rows = SignInCode.objects.filter(activity=activity)
+    if code:
+        row = rows.filter(digest=_code_digest(code)).first()
+    elif code_id:
+        row = rows.filter(pk=code_id).first()
+    else:
+        row = None
+    if row is None:
+        return "unknown"
+    if row.used_at is not None:
+        return "used"
+    if row.expires_at < timezone.now() or activity.cancelled:
+        return "expired"
+    return "open"

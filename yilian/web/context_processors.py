@@ -30,5 +30,6 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
         "nav_can_check_in": Permission.CHECK_IN in scope.permissions,
         "nav_can_import_activity": Permission.IMPORT_ACTIVITY in scope.permissions,
         "nav_can_indicators": Permission.VIEW_INDICATORS in scope.permissions,
+        "nav_can_capability": Permission.VIEW_CAPABILITY in scope.permissions,
         "nav_can_surveys": bool(scope.permissions & {Permission.ISSUE_SURVEYS, Permission.MANAGE_QUESTIONNAIRES}),
     }
