@@ -19,7 +19,8 @@ Domain rules enforced here:
 - a first is claimed for a city, a province or a macro-region and checked against every recorded
   case of the technique (ledgers, work logs, imported operations) of the institutions of that
   region: verified when no earlier case is on record and the imported operations cover every
-  institution of the region for the ``FIRST_LOOKBACK_MONTHS`` before the case; contradicted, with
+  institution of the region for the ``FIRST_LOOKBACK_MONTHS`` before the case (a primary-care
+  centre that never sent operations is not asked to, for a level-3/4 technique); contradicted, with
   the earliest earlier case; unverifiable, naming the institutions and months the records miss;
 - a teaching activity has a leader, one or more places, a start and an end; attendees sign in with
   a one-time code shown as a QR (valid ``SIGN_IN_CODE_SECONDS``, from ``SIGN_IN_OPENS_MINUTES``
@@ -76,7 +77,7 @@ from yilian.capability.models import (
 from yilian.core.audit import audit_record
 from yilian.core.errors import Conflict
 from yilian.core.models import AuditAction
-from yilian.registry.models import Department, Institution, Practitioner, Region, RegionLevel, User
+from yilian.registry.models import Department, Institution, InstitutionType, Practitioner, Region, RegionLevel, User
 
 FIRST_LOOKBACK_MONTHS = 24
 SIGN_IN_CODE_SECONDS = 120
@@ -288,7 +289,9 @@ def transfer_collect(*, actor: User, transfer: Transfer) -> Collected:
 
     - the experts' work logs at the host department: an operation the expert performed alone is
       an introduction case; with a local surgeon as assistant the surgeon assisted; where the
-      expert assisted or supervised, the local surgeon operated under supervision;
+      expert assisted or supervised, the local surgeon operated under supervision (a local surgeon
+      the registry does not know is listed back, and the case is left out rather than counted as
+      the expert's own);
     - imported operations of the host with the technique's code: by a stationed expert, an
       introduction case; by a surgeon of the host on a day without an expert's logged case of the
       technique, the surgeon operated alone. Operators that match no practitioner are listed.
@@ -305,6 +308,7 @@ def transfer_collect(*, actor: User, transfer: Transfer) -> Collected:
     staff = {p.name_zh: p for p in Practitioner.objects.filter(institution=host)}
     new: list[TransferCase] = []
     expert_days: set[dt.date] = set()
+    unmatched: set[str] = set()
     for op in logged_operations_matching(
         institution_ids=[host.pk],
         department_id=transfer.department_id,
@@ -317,6 +321,11 @@ def transfer_collect(*, actor: User, transfer: Transfer) -> Collected:
         surgeon = Practitioner.objects.filter(pk=op.local_surgeon_id).first() if op.local_surgeon_id else None
         if surgeon is None and op.local_surgeon_name:
             surgeon = staff.get(op.local_surgeon_name)
+        if surgeon is None and op.role != "operator":
+            # The local surgeon operated but is not in the registry: the case cannot be credited
+            # to anyone, nor counted as the expert's own. Listed back to the user.
+            unmatched.add(op.local_surgeon_name or "?")
+            continue
         role = _WORK_LOG_ROLE.get(op.role, LocalRole.NONE) if surgeon is not None else LocalRole.NONE
         new.append(
             TransferCase(
@@ -332,7 +341,6 @@ def transfer_collect(*, actor: User, transfer: Transfer) -> Collected:
             )
         )
         known.add(op.key)
-    unmatched: set[str] = set()
     from_activity = 0
     if technique.operation_code:
         experts = experts_stationed_at([host.pk]).get(host.pk, set()) | {transfer.expert.name_zh}
@@ -702,6 +710,10 @@ def first_check(claim: FirstClaim) -> tuple[str, dict[str, Any]]:
     wanted = _months(since, before)
     for inst in institutions:
         if not inst.is_active:
+            continue
+        if technique.level >= 3 and inst.type == InstitutionType.PRIMARY_CARE and inst.code not in covered:
+            # A primary-care centre that never sent operations performs no level-3/4 surgery: its
+            # silence is not a gap (one that sends operations must cover the window like any other).
             continue
         have = covered.get(inst.code, set())
         missing = [m for m in wanted if m not in have]

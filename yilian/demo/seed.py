@@ -27,6 +27,7 @@ from django.db import transaction
 
 from yilian.core.permissions import Role
 from yilian.demo.activity import register_residence_regions, seed_activity
+from yilian.demo.capability import seed_capability
 from yilian.demo.consults import seed_consults
 from yilian.demo.dispatch import seed_dispatch
 from yilian.demo.green import seed_green
@@ -223,6 +224,28 @@ DEMO_USERS: tuple[DemoUser, ...] = (
         "Quality office at Quzhou People's Hospital: survey links and posters, satisfaction results and comments.",
         "衢州市人民医院质控办：发放满意度调查链接和海报，查看满意度结果和患者留言。",
     ),
+    DemoUser(
+        "bjadmin",
+        "张晓燕",
+        "Zhang Xiaoyan",
+        Role.HOSPITAL_ADMIN,
+        "bjfph",
+        None,
+        None,
+        "Medical affairs at the Bijie centre: surgical privileges, technique ledgers, firsts, training.",
+        "毕节医院医务部管理员：手术授权、技术转移台账、首例申报和骨干培育项目。",
+    ),
+    DemoUser(
+        "bjexpert",
+        "徐立峰",
+        "Xu Lifeng",
+        Role.STATIONED_EXPERT,
+        "zjpph",
+        None,
+        None,
+        "Robot-assisted hepatobiliary surgeon of Zhejiang Provincial People's Hospital, stationed in Bijie.",
+        "浙江省人民医院肝胆胰外科主任医师，派驻毕节医院，机器人辅助手术，名医工作室导师。",
+    ),
 )
 
 
@@ -254,6 +277,15 @@ class SeedReport:
     survey_responses: int = 0
     green_protocols: int = 0
     activity_batches: int = 0
+    techniques: int = 0
+    ledgers: int = 0
+    ledger_cases: int = 0
+    privileges: int = 0
+    firsts: int = 0
+    teaching_activities: int = 0
+    attendances: int = 0
+    training_programmes: int = 0
+    assessments: int = 0
 
     @property
     def total(self) -> int:
@@ -1099,6 +1131,7 @@ PERSONAS: tuple[PractitionerSpec, ...] = (
         "肝胆胰外科",
         "113301050051108",
         "机器人辅助肝胆胰手术；派驻毕节医院，半年完成20余台机器人手术，含机器人辅助保留胰头十二指肠切除",
+        "bjexpert",
     ),
 )
 
@@ -1581,4 +1614,12 @@ def seed_demo(*, seed: int = 2018, scale: int = 1) -> SeedReport:
         # The residence regions the activity's patients come from (other cities and provinces).
         seeder.created["regions"] += register_residence_regions()
         seeder.created["activity_batches"] += seed_activity(seed=seed, scale=scale).batches
+        # Capability building comes after the activity: a regional first is verified when it is
+        # claimed, against the imported operations among other records, so they must be there.
+        capability = seed_capability(seed=seed)
+        for name in (
+            "users", "memberships", "practitioners", "techniques", "ledgers", "ledger_cases", "privileges",
+            "firsts", "teaching_activities", "attendances", "training_programmes", "assessments",
+        ):  # fmt: skip
+            seeder.created[name] += getattr(capability, name)
     return seeder.report()

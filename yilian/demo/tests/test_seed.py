@@ -20,6 +20,7 @@ from yilian.core.audit import audit_verify
 from yilian.core.models import AuditAction, AuditEvent
 from yilian.core.permissions import Role
 from yilian.demo.activity import RESIDENCE_REGIONS
+from yilian.demo.capability import MENTOR_ACCOUNT, CapabilityReport
 from yilian.demo.consults import ACCOUNTS as CONSULT_ACCOUNTS
 from yilian.demo.referrals import HISTORY_USERNAME, ROUND_SIZE, seed_referrals
 from yilian.demo.seed import (
@@ -74,6 +75,12 @@ from yilian.registry.models import (
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 GREEN_ACTORS = {"doctor", "coordinator", "kaihua"}  # the green channel's story and live cases are theirs
+# Capability building goes through its services as the office, the experts, the hospitals' admins and a mentor.
+CAPABILITY_ACTORS = {"office", "expert", "hospadmin", "bjadmin", "bjexpert", MENTOR_ACCOUNT}
+# What of the report capability building wrote as people (the rest, staff and the mentor's account, as the seed).
+CAPABILITY_BY_PEOPLE = tuple(
+    name for name in CapabilityReport.__dataclass_fields__ if name not in ("users", "memberships", "practitioners")
+)
 GENERATED_PER_ROUND = sum(count for _code, count in ALLOCATION)
 
 pytestmark = pytest.mark.django_db
@@ -158,8 +165,19 @@ def _snapshot() -> dict[str, list[tuple[Any, ...]]]:
     }  # fmt: skip
 
 
+def _wipe_capability() -> None:
+    """Delete the capability-building story (it refers to the stationing programmes and staff)."""
+    for name in (
+        "Assessment", "Mentee", "Milestone", "SignInCode", "TeachingAttendance", "TeachingActivity",
+        "TrainingProgramme", "FirstClaim", "TransferStep", "TransferCase", "SurgicalPrivilege", "Transfer", "Technique",
+    ):  # fmt: skip
+        apps.get_model("capability", name)._default_manager.all().delete()
+
+
 def _wipe_referrals() -> None:
-    """Delete the survey, stationing, consult and referral history and its patients (inside the test's transaction)."""
+    """Delete the capability, survey, stationing, consult and referral history and its patients (inside the
+    test's transaction)."""
+    _wipe_capability()
     survey_models = ("SurveyAnswer", "PosterScan", "SurveyResponse", "SurveyToken", "Poster")
     for name in survey_models:
         apps.get_model("surveys", name)._default_manager.all().delete()
@@ -251,7 +269,7 @@ def test_every_created_row_is_audited_and_the_chain_verifies() -> None:
     new_events = AuditEvent.objects.filter(id__gt=last_before)
     # The green channel's story and live cases go through its services, audited as the people who acted.
     by_people = new_events.exclude(actor=None)
-    assert set(by_people.values_list("actor__username", flat=True)) == GREEN_ACTORS
+    assert set(by_people.values_list("actor__username", flat=True)) == GREEN_ACTORS | CAPABILITY_ACTORS
     new_events = new_events.filter(actor=None)
     # A consortium's audit row also covers the lead membership the service adds with it; the
     # referral, consult, survey and green-channel histories (patients, referrals, consults, survey
@@ -263,7 +281,11 @@ def test_every_created_row_is_audited_and_the_chain_verifies() -> None:
     assert report.programmes == 5
     synthetic = report.patients + report.referrals + report.consults + report.survey_responses + report.roster_days
     assert report.green_protocols > 0
-    assert new_events.count() == report.total - report.consortia - synthetic + 5
+    # Capability building's rows are audited as the people who wrote them; the seed links the
+    # backbone-training mentor's account to him (one row more).
+    by_capability = sum(getattr(report, name) for name in CAPABILITY_BY_PEOPLE)
+    assert report.ledgers > 0 and report.attendances > 0
+    assert new_events.count() == report.total - report.consortia - synthetic - by_capability + 5 + 1
     history = new_events.get(object_type="referrals.referral")
     green = new_events.get(object_type="referrals.greencase")
     activated = by_people.filter(object_type="referrals.greencase", action=AuditAction.CREATE).count()
@@ -289,9 +311,10 @@ def test_report_counts_match_the_rows_created(fresh_seed: SeedReport) -> None:
     assert seeded.agreements == Agreement.objects.count()
     assert seeded.pairings == DepartmentPairing.objects.count()
     # and the history account, and the consult experts' accounts
-    kept = len(GREEN_ACTORS)  # accounts the audit trail names survive the wipe (see _wipe_registry)
-    assert seeded.users + kept == User.objects.count() == len(DEMO_USERS) + 1 + len(CONSULT_ACCOUNTS)
-    assert seeded.memberships == Membership.objects.count() == len(DEMO_USERS) + len(CONSULT_ACCOUNTS)
+    kept = len(GREEN_ACTORS | CAPABILITY_ACTORS)  # accounts the audit trail names survive the wipe (see _wipe_registry)
+    # and the backbone-training mentor's account
+    assert seeded.users + kept == User.objects.count() == len(DEMO_USERS) + 1 + len(CONSULT_ACCOUNTS) + 1
+    assert seeded.memberships == Membership.objects.count() == len(DEMO_USERS) + len(CONSULT_ACCOUNTS) + 1
     assert seeded.practitioners == Practitioner.objects.count()
     assert seeded.patients == Patient.objects.count()
     assert seeded.referrals == Referral.objects.count() >= ROUND_SIZE
