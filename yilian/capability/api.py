@@ -886,7 +886,7 @@ def training_detail(request: HttpRequest, training_id: uuid.UUID) -> Any:
     return {
         **_training_out(programme),
         "milestones": [_milestone_out(m) for m in programme.milestones.select_related("technique")],
-        "mentees": [_progress_out(p) for p in selectors.training_mentees(programme)],
+        "mentees": [_progress_out(p) for p in selectors.training_mentees(programme, user=_user(request))],
     }
 
 
@@ -933,7 +933,8 @@ def mentee_add(request: HttpRequest, training_id: uuid.UUID, payload: schemas.Me
     summary="A mentee's progress: milestones, assessments, stages reached, teaching hours",
 )
 def mentee_detail(request: HttpRequest, mentee_id: uuid.UUID) -> Any:
-    return _progress_out(selectors.mentee_progress(selectors.access_mentee(_user(request), str(mentee_id))))
+    user = _user(request)
+    return _progress_out(selectors.mentee_progress(selectors.access_mentee(user, str(mentee_id)), user=user))
 
 
 @router.post(

@@ -27,7 +27,10 @@ from yilian.registry.models import Discipline
 
 
 def _aware(value: dt.datetime | None) -> dt.datetime | None:
-    return aware_moment(value)
+    moment = aware_moment(value)
+    # A year outside 1900-2100 is a typing slip (and 9999 would overflow the sign-in window).
+    plausible_day(moment.date() if moment is not None else None)
+    return moment
 
 
 # ----------------------------------------------------------------------------------------

@@ -69,6 +69,11 @@ def _visible_institutions(user: AnyUser) -> QuerySet[Institution]:
     return institution_queryset_visible_to(user)
 
 
+def practitioner_visible(user: AnyUser, practitioner: Practitioner) -> bool:
+    """Whether the user may see the practitioner: one of an institution they may see."""
+    return institution_queryset_visible_to(user).filter(pk=practitioner.institution_id).exists()
+
+
 def own_practitioner(user: AnyUser) -> Practitioner | None:
     if not user.is_authenticated:
         return None
@@ -117,7 +122,10 @@ def can_record_transfer(user: AnyUser, department: Department) -> bool:
 
     return (
         user.pk is not None
-        and Assignment.objects.filter(practitioner__user_id=user.pk, host_department_id=department.pk).exists()
+        # A withdrawn assignment no longer speaks for the department.
+        and Assignment.objects.filter(
+            practitioner__user_id=user.pk, host_department_id=department.pk, withdrawn_on__isnull=True
+        ).exists()
     )
 
 
@@ -156,7 +164,9 @@ def can_lead_teaching_at(user: AnyUser, institution: Institution) -> bool:
 
     return (
         user.pk is not None
-        and Assignment.objects.filter(practitioner__user_id=user.pk, programme__host_institution=institution).exists()
+        and Assignment.objects.filter(
+            practitioner__user_id=user.pk, programme__host_institution=institution, withdrawn_on__isnull=True
+        ).exists()
     )
 
 
@@ -490,13 +500,16 @@ def _add_months(day: dt.date, months: int) -> dt.date:
     return dt.date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
-def mentee_progress(mentee: Mentee) -> MenteeProgress:
+def mentee_progress(mentee: Mentee, *, user: AnyUser) -> MenteeProgress:
+    """A mentee's progress as ``user`` may see it: the ledger stages and the teaching attended are
+    those of institutions the user may see (the milestones are the programme's own)."""
+    visible = _visible_institutions(user)
     milestones = list(mentee.programme.milestones.select_related("technique").order_by("order", "id"))
     assessments = defaultdict(list)
     for a in mentee.assessments.select_related("assessor", "signed_off_by").order_by("assessed_on", "id"):
         assessments[a.milestone_id].append(a)
     steps = list(
-        TransferStep.objects.filter(surgeon=mentee.practitioner)
+        TransferStep.objects.filter(surgeon=mentee.practitioner, transfer__department__institution__in=visible)
         .select_related("transfer__technique", "transfer__department__institution")
         .order_by("reached_on", "id")
     )
@@ -518,7 +531,13 @@ def mentee_progress(mentee: Mentee) -> MenteeProgress:
             )
         )
     attended = list(
-        TeachingAttendance.objects.filter(practitioner=mentee.practitioner, activity__cancelled=False)
+        TeachingAttendance.objects.filter(
+            practitioner=mentee.practitioner,
+            activity__cancelled=False,
+            activity__in=TeachingActivity.institutions.through.objects.filter(institution__in=visible).values(
+                "teachingactivity_id"
+            ),
+        )
         .select_related("activity")
         .order_by("-signed_in_at")
     )
@@ -532,11 +551,11 @@ def mentee_progress(mentee: Mentee) -> MenteeProgress:
     )
 
 
-def training_mentees(programme: TrainingProgramme) -> list[MenteeProgress]:
+def training_mentees(programme: TrainingProgramme, *, user: AnyUser) -> list[MenteeProgress]:
     mentees = programme.mentees.select_related("practitioner__institution", "programme").prefetch_related(
         Prefetch("assessments", queryset=Assessment.objects.order_by("assessed_on"))
     )
-    return [mentee_progress(m) for m in mentees]
+    return [mentee_progress(m, user=user) for m in mentees]
 
 
 # --------------------------------------------------------------------------------------------

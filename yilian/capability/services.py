@@ -84,6 +84,7 @@ SIGN_IN_CODE_SECONDS = 120
 SIGN_IN_OPENS_MINUTES = 30
 SIGN_IN_CLOSES_MINUTES = 120
 MAX_OTHER_ATTENDEES = 5000
+COLLECT_LIMIT = 200_000  # imported operations of one technique at one host read per collection
 
 
 def _today() -> dt.date:
@@ -92,6 +93,13 @@ def _today() -> dt.date:
 
 def _full_clean(obj: Any, exclude: list[str] | None = None) -> None:
     obj.full_clean(exclude=exclude)
+
+
+def _visible(actor: User, practitioner: Practitioner, field: str) -> None:
+    """A practitioner named in a write must be one the actor may see (else the write would both
+    reach into another hospital and hand its staff's names back)."""
+    if not selectors.practitioner_visible(actor, practitioner):
+        raise ValidationError({field: [_("No such practitioner among those you may see.")]})
 
 
 # --------------------------------------------------------------------------------------------
@@ -293,8 +301,9 @@ def transfer_collect(*, actor: User, transfer: Transfer) -> Collected:
       the registry does not know is listed back, and the case is left out rather than counted as
       the expert's own);
     - imported operations of the host with the technique's code: by a stationed expert, an
-      introduction case; by a surgeon of the host on a day without an expert's logged case of the
-      technique, the surgeon operated alone. Operators that match no practitioner are listed.
+      introduction case (unless the expert's work log holds that day: the same operation, once); by
+      a surgeon of the host on a day without an expert's logged case of the technique, the surgeon
+      operated alone. Operators that match no practitioner are listed.
     """
     from yilian.activity.selectors import operations_matching
     from yilian.dispatch.selectors import experts_stationed_at, logged_operations_matching
@@ -304,76 +313,86 @@ def transfer_collect(*, actor: User, transfer: Transfer) -> Collected:
     technique = transfer.technique
     host = transfer.department.institution
     today = _today()
-    known = set(transfer.cases.exclude(source_ref="").values_list("source_ref", flat=True))
-    staff = {p.name_zh: p for p in Practitioner.objects.filter(institution=host)}
-    new: list[TransferCase] = []
-    expert_days: set[dt.date] = set()
-    unmatched: set[str] = set()
-    for op in logged_operations_matching(
-        institution_ids=[host.pk],
-        department_id=transfer.department_id,
-        code_prefix=technique.operation_code,
-        name=technique.name_zh,
-    ):
-        expert_days.add(op.date)
-        if op.key in known or op.date > today:
-            continue
-        surgeon = Practitioner.objects.filter(pk=op.local_surgeon_id).first() if op.local_surgeon_id else None
-        if surgeon is None and op.local_surgeon_name:
-            surgeon = staff.get(op.local_surgeon_name)
-        if surgeon is None and op.role != "operator":
-            # The local surgeon operated but is not in the registry: the case cannot be credited
-            # to anyone, nor counted as the expert's own. Listed back to the user.
-            unmatched.add(op.local_surgeon_name or "?")
-            continue
-        role = _WORK_LOG_ROLE.get(op.role, LocalRole.NONE) if surgeon is not None else LocalRole.NONE
-        new.append(
-            TransferCase(
-                transfer=transfer,
-                performed_on=op.date,
-                local_role=role,
-                local_surgeon=surgeon if role != LocalRole.NONE else None,
-                operator_name=surgeon.name_zh if role == LocalRole.SUPERVISED and surgeon else op.expert_name,
-                source=CaseSource.WORK_LOG,
-                source_ref=op.key,
-                operation_code=op.procedure_code,
-                recorded_by=actor,
+    with transaction.atomic():
+        # The ledger's row serialises collections: the second reads what the first wrote.
+        Transfer.objects.select_for_update().filter(pk=transfer.pk).first()
+        known = set(transfer.cases.exclude(source_ref="").values_list("source_ref", flat=True))
+        staff = {p.name_zh: p for p in Practitioner.objects.filter(institution=host)}
+        new: list[TransferCase] = []
+        expert_days: set[dt.date] = set()
+        unmatched: set[str] = set()
+        for op in logged_operations_matching(
+            institution_ids=[host.pk],
+            department_id=transfer.department_id,
+            code_prefix=technique.operation_code,
+            name=technique.name_zh,
+        ):
+            expert_days.add(op.date)
+            if op.key in known or op.date > today:
+                continue
+            surgeon = (
+                Practitioner.objects.filter(pk=op.local_surgeon_id, institution=host).first()
+                if op.local_surgeon_id
+                else None
             )
-        )
-        known.add(op.key)
-    from_activity = 0
-    if technique.operation_code:
-        experts = experts_stationed_at([host.pk]).get(host.pk, set()) | {transfer.expert.name_zh}
-        for rec in operations_matching(institution_codes=[host.code], code_prefix=technique.operation_code):
-            if rec.key in known or rec.date > today:
+            if surgeon is None and op.local_surgeon_name:
+                surgeon = staff.get(op.local_surgeon_name)
+            if surgeon is None and op.role != "operator":
+                # The local surgeon operated but is not in the registry: the case cannot be credited
+                # to anyone, nor counted as the expert's own. Listed back to the user.
+                unmatched.add(op.local_surgeon_name or "?")
                 continue
-            if rec.operator in experts:
-                role, surgeon = LocalRole.NONE, None
-            elif rec.operator in staff and rec.date not in expert_days:
-                role, surgeon = LocalRole.INDEPENDENT, staff[rec.operator]
-            else:
-                if rec.operator and rec.operator not in staff:
-                    unmatched.add(rec.operator)
-                continue
+            role = _WORK_LOG_ROLE.get(op.role, LocalRole.NONE) if surgeon is not None else LocalRole.NONE
             new.append(
                 TransferCase(
                     transfer=transfer,
-                    performed_on=rec.date,
+                    performed_on=op.date,
                     local_role=role,
-                    local_surgeon=surgeon,
-                    operator_name=rec.operator,
-                    source=CaseSource.ACTIVITY,
-                    source_ref=rec.key,
-                    operation_code=rec.operation_code,
+                    local_surgeon=surgeon if role != LocalRole.NONE else None,
+                    operator_name=(surgeon.name_zh if role == LocalRole.SUPERVISED and surgeon else op.expert_name)[
+                        :40
+                    ],
+                    source=CaseSource.WORK_LOG,
+                    source_ref=op.key,
+                    operation_code=op.procedure_code[:20],
                     recorded_by=actor,
                 )
             )
-            known.add(rec.key)
-            from_activity += 1
-    with transaction.atomic():
-        Transfer.objects.select_for_update().filter(pk=transfer.pk).first()
-        # Another collection may have run meanwhile: the unique (ledger, source) keeps each record once.
-        TransferCase.objects.bulk_create(new, ignore_conflicts=True)
+            known.add(op.key)
+        from_activity = 0
+        if technique.operation_code:
+            experts = experts_stationed_at([host.pk]).get(host.pk, set()) | {transfer.expert.name_zh}
+            for rec in operations_matching(
+                institution_codes=[host.code], code_prefix=technique.operation_code, limit=COLLECT_LIMIT
+            ):
+                if rec.key in known or rec.date > today:
+                    continue
+                if rec.operator in experts:
+                    if rec.date in expert_days:
+                        continue  # the expert's own work log already holds that day's cases
+                    role, surgeon = LocalRole.NONE, None
+                elif rec.operator in staff and rec.date not in expert_days:
+                    role, surgeon = LocalRole.INDEPENDENT, staff[rec.operator]
+                else:
+                    if rec.operator and rec.operator not in staff:
+                        unmatched.add(rec.operator)
+                    continue
+                new.append(
+                    TransferCase(
+                        transfer=transfer,
+                        performed_on=rec.date,
+                        local_role=role,
+                        local_surgeon=surgeon,
+                        operator_name=rec.operator[:40],
+                        source=CaseSource.ACTIVITY,
+                        source_ref=rec.key,
+                        operation_code=rec.operation_code[:20],
+                        recorded_by=actor,
+                    )
+                )
+                known.add(rec.key)
+                from_activity += 1
+        TransferCase.objects.bulk_create(new)
         audit_record(
             actor=actor,
             action=AuditAction.UPDATE,
@@ -453,14 +472,19 @@ def transfer_advance(*, actor: User, transfer: Transfer, evidence: TransferCase)
                         ]
                     }
                 )
-            # Skipped stages need evidence of their own, no later than this case.
+            # Skipped stages need evidence of their own, in order: each no earlier than the stage
+            # before it (the surgeon's last step, else the introduction) and no later than this case.
             plan: list[tuple[Stage, TransferCase]] = []
+            floor = last_day or introduction.reached_on
             for rank in range(reached + 1, want):
                 stage = STAGE_ORDER[rank]
                 role = next(r for r, s in EVIDENCE_FOR.items() if s == stage)
                 earlier = (
                     transfer.cases.filter(
-                        local_surgeon=surgeon, local_role=role, performed_on__lte=evidence.performed_on
+                        local_surgeon=surgeon,
+                        local_role=role,
+                        performed_on__gte=floor,
+                        performed_on__lte=evidence.performed_on,
                     )
                     .order_by("performed_on", "id")
                     .first()
@@ -478,6 +502,7 @@ def transfer_advance(*, actor: User, transfer: Transfer, evidence: TransferCase)
                         }
                     )
                 plan.append((stage, earlier))
+                floor = earlier.performed_on
             plan.append((target, evidence))
             privilege = None
             if target == Stage.INDEPENDENT:
@@ -580,6 +605,16 @@ def privilege_revoke(*, actor: User, privilege: SurgicalPrivilege, on: dt.date, 
             raise Conflict(_("This privilege was already revoked on %(date)s.") % {"date": privilege.revoked_on})
         if on < privilege.granted_on:
             raise ValidationError({"on": [_("A privilege cannot be revoked before it was granted.")]})
+        used = TransferStep.objects.filter(privilege=privilege, reached_on__gte=on).order_by("-reached_on").first()
+        if used is not None:
+            raise ValidationError(
+                {
+                    "on": [
+                        _("The ledger used this privilege on %(date)s: revoke it after that day.")
+                        % {"date": used.reached_on}
+                    ]
+                }
+            )
         privilege.revoked_on = on
         privilege.note = (privilege.note + " / " if privilege.note else "") + reason.strip()
         privilege.note = privilege.note[:200]
@@ -770,6 +805,10 @@ def first_claim(
         case.transfer.technique_id != technique.pk or case.transfer.department.institution_id != institution.pk
     ):
         errors["case"] = [_("This case is of another technique or hospital.")]
+    elif case is not None and case.performed_on != performed_on:
+        errors["performed_on"] = [_("The claim is dated by its case: %(date)s.") % {"date": case.performed_on}]
+    if programme is not None and programme.host_institution_id != institution.pk:
+        errors["programme"] = [_("The stationing programme is hosted by another hospital.")]
     if errors:
         raise ValidationError(errors)
     with transaction.atomic():
@@ -873,6 +912,12 @@ def teaching_create(
     )
     if not all(selectors.can_lead_teaching_at(actor, i) for i in institutions):
         raise PermissionDenied(_("You may not record teaching at every one of these places."))
+    _visible(actor, leader, "leader")
+    places = {i.pk for i in institutions}
+    if programme is not None and programme.host_institution_id not in places:
+        raise ValidationError({"programme": [_("The stationing programme is hosted by another hospital.")]})
+    if training is not None and training.institution_id not in places:
+        raise ValidationError({"training": [_("The training programme belongs to another hospital.")]})
     with transaction.atomic():
         activity = TeachingActivity.objects.create(
             kind=kind,
@@ -993,6 +1038,8 @@ def sign_in_redeem(*, actor: User, activity: TeachingActivity, code: str) -> Tea
     now = timezone.now()
     with transaction.atomic():
         row = SignInCode.objects.select_for_update().filter(digest=_digest(code), activity=activity).first()
+        # The activity's row too: a cancellation, or the same person's second phone, waits here.
+        activity = TeachingActivity.objects.select_for_update().get(pk=activity.pk)
         if row is None:
             raise ValidationError({"code": [_("This sign-in code is not valid for this activity.")]})
         if row.used_at is not None:
@@ -1005,14 +1052,18 @@ def sign_in_redeem(*, actor: User, activity: TeachingActivity, code: str) -> Tea
             raise Conflict(_("You have already signed in to this activity."))
         row.used_at, row.used_by = now, practitioner
         row.save(update_fields=["used_at", "used_by"])
-        attendance = TeachingAttendance.objects.create(
-            activity=activity,
-            practitioner=practitioner,
-            signed_in_at=now,
-            method=SignInMethod.QR,
-            hours=activity.hours,
-            recorded_by=actor,
-        )
+        try:
+            with transaction.atomic():
+                attendance = TeachingAttendance.objects.create(
+                    activity=activity,
+                    practitioner=practitioner,
+                    signed_in_at=now,
+                    method=SignInMethod.QR,
+                    hours=activity.hours,
+                    recorded_by=actor,
+                )
+        except IntegrityError as exc:  # recorded by the organiser a moment earlier
+            raise Conflict(_("You have already signed in to this activity.")) from exc
         audit_record(
             actor=actor,
             action=AuditAction.CREATE,
@@ -1026,6 +1077,7 @@ def attendance_record(*, actor: User, activity: TeachingActivity, practitioner: 
     """The organiser records an attendee by hand (no phone, no account)."""
     if not selectors.can_manage_teaching(actor, activity):
         raise PermissionDenied(_("Only the leader, the organiser or the places' managers run the sign-in."))
+    _visible(actor, practitioner, "practitioner")
     if activity.cancelled:
         raise Conflict(_("This activity is cancelled."))
     if activity.starts_at > timezone.now():
@@ -1075,6 +1127,9 @@ def training_create(
         raise ValidationError(
             {"kind": [_("Not one of the allowed values: %(expected)s.") % {"expected": ", ".join(TrainingKind.values)}]}
         )
+    _visible(actor, mentor, "mentor")
+    if stationing is not None and stationing.host_institution_id != institution.pk:
+        raise ValidationError({"stationing": [_("The stationing programme is hosted by another hospital.")]})
     programme = TrainingProgramme(
         kind=kind,
         name_zh=name_zh.strip(),
@@ -1113,7 +1168,33 @@ def milestone_add(
         raise PermissionDenied(_("Only the host's administrators or the consortium office run its programmes."))
     if bool(technique) != bool(stage):
         raise ValidationError({"stage": [_("A milestone on a technique names the stage, and a stage its technique.")]})
-    order = programme.milestones.count() + 1
+    with transaction.atomic():
+        # The programme's row orders its milestones: two added at once get 1 and 2, not 1 and 1.
+        TrainingProgramme.objects.select_for_update().filter(pk=programme.pk).first()
+        order = programme.milestones.count() + 1
+        return _milestone_save(
+            actor=actor,
+            programme=programme,
+            order=order,
+            title_zh=title_zh,
+            title_en=title_en,
+            due_months=due_months,
+            technique=technique,
+            stage=stage,
+        )
+
+
+def _milestone_save(
+    *,
+    actor: User,
+    programme: TrainingProgramme,
+    order: int,
+    title_zh: str,
+    title_en: str,
+    due_months: int,
+    technique: Technique | None,
+    stage: str,
+) -> Milestone:
     milestone = Milestone(
         programme=programme,
         order=order,
@@ -1135,6 +1216,7 @@ def milestone_add(
 def mentee_add(*, actor: User, programme: TrainingProgramme, practitioner: Practitioner, joined_on: dt.date) -> Mentee:
     if not selectors.can_manage_training(actor, programme):
         raise PermissionDenied(_("Only the host's administrators or the consortium office run its programmes."))
+    _visible(actor, practitioner, "practitioner")
     if practitioner.pk == programme.mentor_id:
         raise ValidationError({"practitioner": [_("The mentor cannot be their own mentee.")]})
     if joined_on < programme.starts_on or (programme.ends_on and joined_on > programme.ends_on):

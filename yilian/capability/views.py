@@ -31,6 +31,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods, require_POST
 
 from yilian.capability import selectors, services
@@ -177,7 +178,11 @@ def _technique_page(request: HttpRequest, status: int = 200, form: TechniqueForm
     can_manage = selectors.can_manage_catalogue(user)
     techniques = list(
         selectors.technique_list(user, search=search, discipline=discipline, active_only=not can_manage).annotate(
-            ledgers=Count("transfers")
+            # Ledgers the user may see: another consortium's count is not theirs to read.
+            ledgers=Count(
+                "transfers",
+                filter=Q(transfers__department__institution__in=institution_queryset_visible_to(user)),
+            )
         )
     )
     context = {
@@ -494,9 +499,9 @@ def privilege_grant(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
 
 
 SOURCE_LABELS = {
-    "ledger": _("Technique ledger"),
-    "work_log": _("Expert's work log"),
-    "activity": _("Imported operation record"),
+    "ledger": gettext_lazy("Technique ledger"),
+    "work_log": gettext_lazy("Expert's work log"),
+    "activity": gettext_lazy("Imported operation record"),
 }
 
 
@@ -827,9 +832,9 @@ def attendee_add(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
 
 
 CODE_MESSAGES = {
-    "unknown": (400, _("This sign-in code is not valid for this activity.")),
-    "expired": (400, _("This sign-in code has expired. Scan the new code on the screen.")),
-    "used": (409, _("This sign-in code has already been used. Scan the new code on the screen.")),
+    "unknown": (400, gettext_lazy("This sign-in code is not valid for this activity.")),
+    "expired": (400, gettext_lazy("This sign-in code has expired. Scan the new code on the screen.")),
+    "used": (409, gettext_lazy("This sign-in code has already been used. Scan the new code on the screen.")),
 }
 
 
@@ -841,7 +846,20 @@ def sign_in(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
     activity = selectors.activity_for_sign_in(str(public_id))
     practitioner = selectors.own_practitioner(user)
     code = (request.POST.get("code") if request.method == "POST" else request.GET.get("code")) or ""
-    context: dict[str, Any] = {"activity": activity, "code": code, "error": "", "attendance": None}
+    # Before a code is redeemed the page names the activity (topic, time, place) only to someone
+    # holding an open code, or who may see the activity anyway.
+    may_see = (
+        selectors.teaching_list_visible_to(user).filter(pk=activity.pk).exists()
+        or (practitioner is not None and activity.attendances.filter(practitioner=practitioner).exists())
+        or (bool(code) and selectors.sign_in_code_state(activity, code=code) == "open")
+    )
+    context: dict[str, Any] = {
+        "activity": activity,
+        "code": code,
+        "error": "",
+        "attendance": None,
+        "show_details": may_see,
+    }
     if practitioner is None:
         context["error"] = _("Only a practitioner with an account signs in; ask the organiser to record you.")
         return render(request, "capability/sign_in.html", context, status=403)
@@ -862,7 +880,7 @@ def sign_in(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
         except Conflict as exc:
             context["error"] = str(exc)
             return render(request, "capability/sign_in.html", context, status=409)
-        context["attendance"] = attendance
+        context.update(attendance=attendance, show_details=True)
         return render(request, "capability/sign_in.html", context)
     state = selectors.sign_in_code_state(activity, code=code) if code else "unknown"
     if activity.cancelled:
@@ -944,7 +962,7 @@ def _training_page(
     user = _user(request)
     can_manage = selectors.can_manage_training(user, programme)
     techniques = Technique.objects.filter(is_active=True).order_by("discipline", "code")
-    mentees = selectors.training_mentees(programme)
+    mentees = selectors.training_mentees(programme, user=request.user)
     context = {
         "programme": programme,
         "milestones": list(programme.milestones.select_related("technique").order_by("order", "id")),
@@ -1017,7 +1035,7 @@ def _mentee_page(
 ) -> HttpResponse:
     user = _user(request)
     programme = mentee.programme
-    progress = selectors.mentee_progress(mentee)
+    progress = selectors.mentee_progress(mentee, user=request.user)
     is_mentor = selectors.is_mentor(user, programme)
     can_assess = is_mentor or selectors.can_manage_training(user, programme)
     milestones = [row.milestone for row in progress.milestones]

@@ -540,13 +540,13 @@ def test_only_the_mentor_signs_off_and_a_signed_pass_reaches_the_milestone() -> 
         result=AssessmentResult.PASSED,
         score=88,
     )
-    assert selectors.mentee_progress(mentee).reached == 0  # not signed off yet
+    assert selectors.mentee_progress(mentee, user=admin).reached == 0  # not signed off yet
     with pytest.raises(PermissionDenied):
         services.assessment_sign_off(actor=admin, assessment=assessment)
     services.assessment_sign_off(actor=account_of(mentor), assessment=assessment)
     with pytest.raises(Conflict):
         services.assessment_sign_off(actor=account_of(mentor), assessment=assessment)
-    progress = selectors.mentee_progress(mentee)
+    progress = selectors.mentee_progress(mentee, user=admin)
     assert progress.reached == 1
     assert progress.milestones[0].reached_on == D(2025, 5, 1)
     assert progress.milestones[0].due_on == D(2025, 7, 1)
@@ -636,4 +636,98 @@ def test_collecting_work_logs_reads_the_experts_role_as_the_local_surgeons_part(
         (LocalRole.ASSISTED, w["li"].pk, w["expert"].name_zh),
         (LocalRole.SUPERVISED, w["wang"].pk, w["wang"].name_zh),
     }
+    # The same day's operation imported from the front page, the expert as operator: not a second case.
+    row = {
+        "institution_code": "qzph",
+        "record_id": f"W{_code()}",
+        "department": "神经外科",
+        "discharge_date": day,
+        "operation_date": day,
+        "operation_seq": 1,
+        "is_main": True,
+        "operation_code": f"{w['technique'].operation_code}01",
+        "operation_name": name,
+        "operation_level": 4,
+        "category": "surgery",
+        "minimally_invasive": False,
+        "robot_assisted": False,
+        "operator": w["expert"].name_zh,
+    }
+    land(Kind.OPERATIONS, [row])
     assert services.transfer_collect(actor=w["admin"], transfer=w["transfer"]).total == 0
+
+
+def test_a_skipped_stage_cannot_be_proven_by_a_case_older_than_the_introduction(ledger: dict[str, Any]) -> None:
+    w = ledger
+    services.transfer_advance(actor=w["admin"], transfer=w["transfer"], evidence=case(w, D(2025, 3, 1), "none"))
+    case(w, D(2025, 2, 1), LocalRole.ASSISTED, w["li"])  # before the introduction
+    supervised = case(w, D(2025, 5, 1), LocalRole.SUPERVISED, w["li"])
+    with pytest.raises(ValidationError) as exc, translation.override("en"):
+        services.transfer_advance(actor=w["admin"], transfer=w["transfer"], evidence=supervised)
+    assert "cannot skip the stage" in messages(exc.value)
+
+
+def test_a_privilege_the_ledger_relied_on_cannot_be_revoked_before_that_day(ledger: dict[str, Any]) -> None:
+    w = ledger
+    services.transfer_advance(actor=w["admin"], transfer=w["transfer"], evidence=case(w, D(2025, 1, 5), "none"))
+    case(w, D(2025, 2, 1), LocalRole.ASSISTED, w["li"])
+    case(w, D(2025, 3, 1), LocalRole.SUPERVISED, w["li"])
+    privilege = services.privilege_grant(
+        actor=w["admin"], practitioner=w["li"], technique=w["technique"], granted_on=D(2025, 3, 10)
+    )
+    services.transfer_advance(
+        actor=w["admin"], transfer=w["transfer"], evidence=case(w, D(2025, 4, 1), "independent", w["li"])
+    )
+    with pytest.raises(ValidationError) as exc, translation.override("en"):
+        services.privilege_revoke(actor=w["admin"], privilege=privilege, on=D(2025, 3, 20), reason="审核")
+    assert "used this privilege on 2025-04-01" in messages(exc.value)
+    revoked = services.privilege_revoke(actor=w["admin"], privilege=privilege, on=D(2025, 6, 1), reason="暂停")
+    assert revoked.revoked_on == D(2025, 6, 1)
+
+
+def test_a_first_is_dated_by_its_case_and_names_a_programme_of_its_hospital(ledger: dict[str, Any]) -> None:
+    from yilian.dispatch.tests.factories import programme_create
+
+    w = ledger
+    first = case(w, D(2025, 1, 5), LocalRole.NONE)
+    qzph = w["transfer"].department.institution
+    quzhou = Region.objects.get(code="330800")
+    with pytest.raises(ValidationError) as exc:
+        services.first_claim(
+            actor=w["admin"],
+            technique=w["technique"],
+            institution=qzph,
+            performed_on=D(2024, 1, 5),
+            region=quzhou,
+            case=first,
+        )
+    assert "performed_on" in exc.value.message_dict
+    elsewhere = programme_create(starts_on=D(2025, 1, 1), host_code="khph")
+    with pytest.raises(ValidationError) as exc:
+        services.first_claim(
+            actor=w["admin"],
+            technique=w["technique"],
+            institution=qzph,
+            performed_on=D(2025, 1, 5),
+            region=quzhou,
+            case=first,
+            programme=elsewhere,
+        )
+    assert "programme" in exc.value.message_dict
+
+
+def test_teaching_names_a_leader_the_organiser_may_see() -> None:
+    organiser = hospital_admin("qzph")
+    stranger = practitioner_create(institution_code="bjfph")
+    start = timezone.now() - dt.timedelta(hours=2)
+    with pytest.raises(ValidationError) as exc:
+        services.teaching_create(
+            actor=organiser,
+            kind=TeachingKind.LECTURE,
+            topic="讲座",
+            starts_at=start,
+            ends_at=start + dt.timedelta(hours=1),
+            leader=stranger,
+            institutions=[Institution.objects.get(code="qzph")],
+        )
+    assert "leader" in exc.value.message_dict

@@ -466,3 +466,18 @@ def test_a_training_programme_with_milestones_mentees_and_signed_off_assessments
     html = client.get(mentee_url).content.decode()
     assert 'id="stat-reached">1' in html
     assert login("bijie").get(mentee_url).status_code == 403
+
+
+def test_the_sign_in_page_names_the_activity_only_to_a_holder_of_an_open_code(scene: Scene) -> None:
+    """Someone who may not see the activity learns nothing of it from its address alone."""
+    account = f.user_with_role(Role.DOCTOR, institution_code="bjfph")
+    f.practitioner_create(institution_code="bjfph", account=account)
+    client = Client()
+    client.force_login(account)
+    url = f"/capability/teaching/{scene.activity.public_id}/sign-in/"
+    without = client.get(url, {"code": "not-a-code"})
+    assert without.status_code == 400
+    assert "颅底解剖与内镜入路" not in without.content.decode()
+    with_code = client.get(url, {"code": _code(scene)})
+    assert with_code.status_code == 200
+    assert "颅底解剖与内镜入路" in with_code.content.decode()
