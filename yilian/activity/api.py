@@ -187,7 +187,7 @@ def batch_rejects(request: HttpRequest, public_id: uuid.UUID) -> FileResponse:
 
 
 @router.post("/activity/batches/{public_id}/withdraw", response={200: schemas.BatchDetailOut, **ERRORS})
-def batch_withdraw(request: HttpRequest, public_id: uuid.UUID, payload: schemas.WithdrawIn) -> dict[str, Any]:
+def batch_withdraw(request: HttpRequest, public_id: uuid.UUID, payload: schemas.BatchWithdrawIn) -> dict[str, Any]:
     """Withdraw a landed batch: its rows stop counting, the records it replaced count again. 409 when
     the batch is not landed (rejected, failed or already withdrawn)."""
     user = _user(request)

@@ -68,5 +68,5 @@ class ImportRejectedOut(Schema):
     batch: BatchDetailOut | None = None
 
 
-class WithdrawIn(In):
+class BatchWithdrawIn(In):
     reason: str

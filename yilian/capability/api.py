@@ -502,7 +502,7 @@ def transfer_detail(request: HttpRequest, transfer_id: uuid.UUID) -> Any:
 
 @router.post(
     "/capability/transfers/{transfer_id}/cases",
-    response={201: schemas.CaseOut, **ERRORS},
+    response={201: schemas.LedgerCaseOut, **ERRORS},
     summary="Record a case by hand (the evidence for a stage)",
 )
 def transfer_case_add(request: HttpRequest, transfer_id: uuid.UUID, payload: schemas.CaseIn) -> Any:
@@ -814,7 +814,7 @@ def sign_in_code_issue(request: HttpRequest, activity_id: uuid.UUID) -> Any:
 
 @router.post(
     "/capability/teaching/{activity_id}/sign-in",
-    response={201: schemas.AttendanceOut, **ERRORS},
+    response={201: schemas.TeachingAttendanceOut, **ERRORS},
     summary="Sign in to a teaching activity with the code from its QR (the attendee)",
 )
 def sign_in(request: HttpRequest, activity_id: uuid.UUID, payload: schemas.SignInIn) -> Any:
@@ -826,10 +826,10 @@ def sign_in(request: HttpRequest, activity_id: uuid.UUID, payload: schemas.SignI
 
 @router.post(
     "/capability/teaching/{activity_id}/attendances",
-    response={201: schemas.AttendanceOut, **ERRORS},
+    response={201: schemas.TeachingAttendanceOut, **ERRORS},
     summary="Record an attendee by hand (the organiser)",
 )
-def attendance_record(request: HttpRequest, activity_id: uuid.UUID, payload: schemas.AttendanceIn) -> Any:
+def attendance_record(request: HttpRequest, activity_id: uuid.UUID, payload: schemas.TeachingAttendanceIn) -> Any:
     user = _user(request)
     activity = selectors.access_teaching(user, str(activity_id))
     attendance = services.attendance_record(

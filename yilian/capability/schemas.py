@@ -37,18 +37,18 @@ def _aware(value: dt.datetime | None) -> dt.datetime | None:
 # References
 
 
-class InstitutionRef(Schema):
+class PlaceRef(Schema):
     code: str
     name: str
 
 
-class DepartmentRef(Schema):
+class HostDepartmentRef(Schema):
     id: uuid.UUID
     name: str
     institution: str
 
 
-class PractitionerRef(Schema):
+class PersonRef(Schema):
     id: uuid.UUID
     name: str
     name_zh: str
@@ -111,9 +111,9 @@ class TechniquePatch(In):
 
 class TransferOut(Schema):
     id: uuid.UUID
-    department: DepartmentRef
+    department: HostDepartmentRef
     technique: TechniqueRef
-    expert: PractitionerRef
+    expert: PersonRef
     programme: str | None = Field(description="Stationing programme code.")
     stage: Stage | None = Field(description="The furthest stage any surgeon of the department reached.")
     introduced_on: dt.date | None
@@ -136,12 +136,12 @@ class TransferQuery(Schema):
     stage: Stage | None = None
 
 
-class CaseOut(Schema):
+class LedgerCaseOut(Schema):
     id: uuid.UUID
     performed_on: dt.date
     local_role: LocalRole
     evidence_for: Stage = Field(description="The stage this case is evidence for.")
-    local_surgeon: PractitionerRef | None
+    local_surgeon: PersonRef | None
     operator_name: str
     source: CaseSource
     source_ref: str
@@ -163,7 +163,7 @@ class CaseIn(In):
 class StepOut(Schema):
     id: uuid.UUID
     stage: Stage
-    surgeon: PractitionerRef | None
+    surgeon: PersonRef | None
     reached_on: dt.date
     evidence: uuid.UUID = Field(description="The case that proves the stage.")
     privilege: uuid.UUID | None = Field(description="The surgical privilege held (independence only).")
@@ -189,7 +189,7 @@ class StageReachedOut(Schema):
     stage: Stage
     label: str
     reached_on: dt.date | None
-    surgeon: PractitionerRef | None
+    surgeon: PersonRef | None
 
 
 class OperatorOut(Schema):
@@ -204,7 +204,7 @@ class PrivilegeRef(Schema):
 
 
 class SurgeonProgressOut(Schema):
-    surgeon: PractitionerRef
+    surgeon: PersonRef
     stage: Stage | None
     cases: int
     steps: list[StepOut]
@@ -214,7 +214,7 @@ class SurgeonProgressOut(Schema):
 class TransferDetailOut(TransferOut):
     stages: list[StageReachedOut] = Field(description="Each stage in order, with the department's first step.")
     steps: list[StepOut]
-    cases: list[CaseOut]
+    cases: list[LedgerCaseOut]
     by_operator: list[OperatorOut]
     surgeons: list[SurgeonProgressOut]
 
@@ -225,7 +225,7 @@ class TransferDetailOut(TransferOut):
 
 class PrivilegeOut(Schema):
     id: uuid.UUID
-    practitioner: PractitionerRef
+    practitioner: PersonRef
     technique: TechniqueRef
     granted_on: dt.date
     revoked_on: dt.date | None
@@ -263,7 +263,7 @@ class RevokeIn(In):
 class FirstOut(Schema):
     id: uuid.UUID
     technique: TechniqueRef
-    institution: InstitutionRef
+    institution: PlaceRef
     performed_on: dt.date
     region: RegionRef | None
     macro_region: MacroRegion | None
@@ -312,8 +312,8 @@ class TeachingOut(Schema):
     starts_at: dt.datetime
     ends_at: dt.datetime
     hours: float = Field(description="Credited hours: the duration to the nearest half hour.")
-    leader: PractitionerRef
-    institutions: list[InstitutionRef]
+    leader: PersonRef
+    institutions: list[PlaceRef]
     place: str
     materials: str
     other_attendees: int
@@ -322,17 +322,17 @@ class TeachingOut(Schema):
     cancelled: bool
 
 
-class AttendanceOut(Schema):
+class TeachingAttendanceOut(Schema):
     id: uuid.UUID
     activity: uuid.UUID
-    practitioner: PractitionerRef
+    practitioner: PersonRef
     signed_in_at: dt.datetime
     method: SignInMethod
     hours: float
 
 
 class TeachingDetailOut(TeachingOut):
-    attendances: list[AttendanceOut]
+    attendances: list[TeachingAttendanceOut]
     hours_credited: float
 
 
@@ -386,7 +386,7 @@ class SignInIn(In):
     code: str = Field(min_length=1, max_length=100)
 
 
-class AttendanceIn(In):
+class TeachingAttendanceIn(In):
     practitioner: uuid.UUID
 
 
@@ -400,8 +400,8 @@ class TrainingOut(Schema):
     name: str
     name_zh: str
     name_en: str
-    institution: InstitutionRef
-    mentor: PractitionerRef
+    institution: PlaceRef
+    mentor: PersonRef
     stationing: str | None = Field(description="Stationing programme code.")
     goals: str
     starts_on: dt.date
@@ -458,7 +458,7 @@ class MenteeIn(In):
 class MenteeOut(Schema):
     id: uuid.UUID
     programme: uuid.UUID
-    practitioner: PractitionerRef
+    practitioner: PersonRef
     joined_on: dt.date
     left_on: dt.date | None
 

@@ -520,7 +520,7 @@ def green_case_decline(
 
 
 @router.post("/green/cases/{public_id}/forward", response={200: schemas.GreenCaseOut, **ERRORS})
-def green_case_forward(request: HttpRequest, public_id: uuid.UUID, payload: schemas.ForwardIn) -> Answer[Any]:
+def green_case_forward(request: HttpRequest, public_id: uuid.UUID, payload: schemas.GreenForwardIn) -> Answer[Any]:
     """The consortium office offers the case to an institution of its choice (one that has what the
     protocol needs now); the pending offer is withdrawn."""
     user = _user(request)

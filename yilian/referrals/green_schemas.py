@@ -91,7 +91,7 @@ class ReasonIn(In):
     reason: str = Field("", max_length=500, description="Required to decline or cancel.")
 
 
-class ForwardIn(In):
+class GreenForwardIn(In):
     to_institution: str = Field(..., min_length=1, max_length=32, description="Code of a member institution.")
     reason: str = Field("", max_length=500, description="Required.")
 
