@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlencode
 
 import segno
@@ -80,30 +79,15 @@ from yilian.registry.models import (
     User,
 )
 from yilian.registry.selectors import institution_queryset_visible_to, require_perm, user_scope
-from yilian.web.forms import errors_to_form
+from yilian.web.forms import attempt
 
 SIGN_IN_SESSION_KEY = "capability_sign_in"
 SIGN_IN_POLL_SECONDS = 3
-
-T = TypeVar("T")
 
 
 def _user(request: HttpRequest) -> User:
     assert isinstance(request.user, User)
     return request.user
-
-
-def _attempt(form: Any, call: Callable[[], T]) -> tuple[T | None, int]:
-    """Run a service for a valid form: (its result, 200); or (None, 400) with the service's
-    ValidationError on the form's fields, or (None, 409) with a Conflict's reason on the form."""
-    try:
-        return call(), 200
-    except ValidationError as exc:
-        errors_to_form(form, exc)
-        return None, 400
-    except Conflict as exc:
-        form.add_error(None, str(exc))
-        return None, 409
 
 
 def _visible(user: User) -> QuerySet[Institution]:
@@ -212,7 +196,7 @@ def technique_create(request: HttpRequest) -> HttpResponse:
     status = 400
     if form.is_valid():
         data = form.cleaned_data
-        technique, status = _attempt(
+        technique, status = attempt(
             form,
             lambda: services.technique_create(
                 actor=user,
@@ -246,7 +230,7 @@ def technique_edit(request: HttpRequest, code: str) -> HttpResponse:
     status = 400
     if form.is_valid():
         changes = {f: v for f, v in form.cleaned_data.items() if getattr(technique, f) != v}
-        _done, status = _attempt(
+        _done, status = attempt(
             form, lambda: services.technique_update(actor=user, technique=technique, **changes) if changes else None
         )
         if status == 200:
@@ -323,7 +307,7 @@ def ledger_open(request: HttpRequest) -> HttpResponse:
     status = 400
     if form.is_valid():
         data = form.cleaned_data
-        transfer, status = _attempt(
+        transfer, status = attempt(
             form,
             lambda: services.transfer_open(
                 actor=user,
@@ -404,7 +388,7 @@ def case_add(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
     status = 400
     if form.is_valid():
         data = form.cleaned_data
-        _case, status = _attempt(
+        _case, status = attempt(
             form,
             lambda: services.transfer_case_add(
                 actor=user,
@@ -474,7 +458,7 @@ def privilege_grant(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
     status = 400
     if form.is_valid():
         data = form.cleaned_data
-        _privilege, status = _attempt(
+        _privilege, status = attempt(
             form,
             lambda: services.privilege_grant(
                 actor=user,
@@ -568,7 +552,7 @@ def first_claim(request: HttpRequest) -> HttpResponse:
     status = 400
     if form.is_valid():
         data = form.cleaned_data
-        claim, status = _attempt(
+        claim, status = attempt(
             form,
             lambda: services.first_claim(
                 actor=user,
@@ -675,7 +659,7 @@ def teaching_create(request: HttpRequest) -> HttpResponse:
     status = 400
     if form.is_valid():
         data = form.cleaned_data
-        activity, status = _attempt(
+        activity, status = attempt(
             form,
             lambda: services.teaching_create(
                 actor=user,
@@ -821,7 +805,7 @@ def attendee_add(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
     status = 400
     if form.is_valid():
         practitioner = form.cleaned_data["practitioner"]
-        _done, status = _attempt(
+        _done, status = attempt(
             form, lambda: services.attendance_record(actor=user, activity=activity, practitioner=practitioner)
         )
         if status == 200:
@@ -943,7 +927,7 @@ def training_create(request: HttpRequest) -> HttpResponse:
     status = 400
     if form.is_valid():
         data = form.cleaned_data
-        programme, status = _attempt(form, lambda: services.training_create(actor=user, **data))
+        programme, status = attempt(form, lambda: services.training_create(actor=user, **data))
         if programme is not None:
             messages.success(request, _("The programme %(name)s is created.") % {"name": programme.name})
             return HttpResponseRedirect(reverse("capability:training", args=[programme.public_id]))
@@ -1006,7 +990,7 @@ def milestone_add(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
     status = 400
     if form.is_valid():
         data = form.cleaned_data
-        _done, status = _attempt(form, lambda: services.milestone_add(actor=user, programme=programme, **data))
+        _done, status = attempt(form, lambda: services.milestone_add(actor=user, programme=programme, **data))
         if status == 200:
             messages.success(request, _("Milestone added."))
             return HttpResponseRedirect(reverse("capability:training", args=[programme.public_id]) + "#milestones")
@@ -1023,7 +1007,7 @@ def mentee_add(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
     status = 400
     if form.is_valid():
         data = form.cleaned_data
-        _done, status = _attempt(form, lambda: services.mentee_add(actor=user, programme=programme, **data))
+        _done, status = attempt(form, lambda: services.mentee_add(actor=user, programme=programme, **data))
         if status == 200:
             messages.success(request, _("%(name)s joined the programme.") % {"name": data["practitioner"].name})
             return HttpResponseRedirect(reverse("capability:training", args=[programme.public_id]) + "#mentees")
@@ -1075,7 +1059,7 @@ def assessment_add(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
     if form.is_valid():
         data = form.cleaned_data
         milestone = next(m for m in milestones if str(m.public_id) == data["milestone"])
-        _done, status = _attempt(
+        _done, status = attempt(
             form,
             lambda: services.assessment_record(
                 actor=user,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from django import forms
 from django.conf import settings
@@ -46,16 +46,14 @@ from yilian.consults.forms import (
 )
 from yilian.consults.models import Attachment, Consult, Kind, Meeting, Status
 from yilian.consults.workflow import Action, Side
-from yilian.core.errors import Conflict
 from yilian.core.permissions import Permission
 from yilian.patients import services as patient_services
 from yilian.patients.models import mask_id_number, mask_name
 from yilian.registry.models import Agreement, AgreementStatus, Institution, Practitioner, User
 from yilian.registry.selectors import user_scope
-from yilian.web.forms import errors_to_form
+from yilian.web.forms import attempt, errors_to_form
 
 PAGE_SIZE = 25
-T = TypeVar("T")
 
 
 def _user(request: HttpRequest) -> User:
@@ -77,20 +75,6 @@ def _holder() -> forms.Form:
     form = forms.Form(data={})
     form.is_valid()
     return form
-
-
-def _attempt(form: Any, call: Callable[[], T]) -> tuple[T | None, int]:
-    """Run a service for a valid form: (its result, 200); or (None, 400) with the service's
-    ValidationError on the form's fields, or (None, 409) with a Conflict's reason on the form.
-    A refusal (PermissionDenied) is not caught: it answers 403."""
-    try:
-        return call(), 200
-    except ValidationError as exc:
-        errors_to_form(form, exc, _ERROR_FIELD)
-        return None, 400
-    except Conflict as exc:
-        form.add_error(None, str(exc))
-        return None, 409
 
 
 # ----------------------------------------------------------------------------------------
@@ -211,7 +195,7 @@ def new(request: HttpRequest) -> HttpResponse:
         form.add_error("consent_at", _("Enter when the consent was given."))
     if form.is_valid():
         files = request.FILES.getlist("attachments")
-        consult, status = _attempt(form, lambda: _request_from_form(user, form.cleaned_data, files))
+        consult, status = attempt(form, lambda: _request_from_form(user, form.cleaned_data, files), _ERROR_FIELD)
         if consult is not None:
             messages.success(request, _("Consultation %(number)s requested.") % {"number": consult.number})
             return HttpResponseRedirect(reverse("consults:detail", args=[consult.public_id]))
@@ -508,7 +492,7 @@ def act(request: HttpRequest, public_id: str, action: str) -> HttpResponse:
     status = 400
     if kwargs is not None:
         holder = form if form is not None else _holder()
-        done, status = _attempt(holder, lambda: _step(user, consult, step, kwargs))
+        done, status = attempt(holder, lambda: _step(user, consult, step, kwargs), _ERROR_FIELD)
         if done is not None:
             messages.success(request, _DONE.get(step) or _("Done: %(action)s.") % {"action": step.label})
             return HttpResponseRedirect(_detail_url(consult))
@@ -536,7 +520,7 @@ def _posted(
     consult = selectors.access_consult(user, str(public_id))
     status = 400
     if form.is_valid():
-        result, status = _attempt(form, lambda: call(user, consult))
+        result, status = attempt(form, lambda: call(user, consult), _ERROR_FIELD)
         if result is not None:
             messages.success(request, done)
             return HttpResponseRedirect(_detail_url(consult, anchor))
@@ -725,7 +709,7 @@ def meeting_new(request: HttpRequest) -> HttpResponse:
         if form.is_valid():
             data = form.cleaned_data
             starts_at, ends_at = form.moments()
-            meeting, status = _attempt(
+            meeting, status = attempt(
                 form,
                 lambda: services.meeting_create(
                     actor=user,
@@ -737,6 +721,7 @@ def meeting_new(request: HttpRequest) -> HttpResponse:
                     ends_at=ends_at,
                     meeting_url=data["meeting_url"],
                 ),
+                _ERROR_FIELD,
             )
             if meeting is not None:
                 messages.success(request, _("MDT meeting %(number)s planned.") % {"number": meeting.number})
@@ -891,7 +876,7 @@ def meeting_act(request: HttpRequest, public_id: str, action: str) -> HttpRespon
         form = _holder()
     status = 400
     if form.is_valid():
-        result, status = _attempt(form, lambda: _meeting_step(user, found, action, form))
+        result, status = attempt(form, lambda: _meeting_step(user, found, action, form), _ERROR_FIELD)
         if result is not None:
             messages.success(request, _MEETING_DONE[action])
             return HttpResponseRedirect(reverse("consults:meeting", args=[found.public_id]))

@@ -15,9 +15,8 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -89,7 +88,7 @@ from yilian.registry.models import (
     localized,
 )
 from yilian.registry.selectors import require_perm, user_scope
-from yilian.web.forms import EARLIEST, LATEST, errors_to_form
+from yilian.web.forms import EARLIEST, LATEST, attempt
 
 ICS_SALT = "dispatch.ics"
 ATTENDANCE_DAYS = 60  # the assignment page's attendance and work logs look this far back
@@ -112,22 +111,6 @@ def _htmx_target(request: HttpRequest) -> str:
     if not htmx or htmx.boosted:
         return ""
     return str(htmx.target or "")
-
-
-T = TypeVar("T")
-
-
-def _attempt(form: Any, call: Callable[[], T]) -> tuple[T | None, int]:
-    """Run a service for a valid form: (its result, 200); or (None, 400) with the service's
-    ValidationError on the form's fields, or (None, 409) with a Conflict's reason on the form."""
-    try:
-        return call(), 200
-    except ValidationError as exc:
-        errors_to_form(form, exc)
-        return None, 400
-    except Conflict as exc:
-        form.add_error(None, str(exc))
-        return None, 409
 
 
 def _messages_of(exc: ValidationError) -> list[str]:
@@ -244,7 +227,7 @@ def programme_create(request: HttpRequest) -> HttpResponse:
     status = 400
     if form.is_valid():
         data = form.cleaned_data
-        programme, status = _attempt(
+        programme, status = attempt(
             form,
             lambda: services.programme_create(
                 actor=user,
@@ -433,7 +416,7 @@ def programme_status(request: HttpRequest, code: str) -> HttpResponse:
     _manage(user, programme)
     form = ProgrammeStatusForm(request.POST)
     if form.is_valid():
-        _done, status = _attempt(
+        _done, status = attempt(
             form, lambda: services.programme_update(actor=user, programme=programme, status=form.cleaned_data["status"])
         )
         if status == 200:
@@ -453,7 +436,7 @@ def programme_edit(request: HttpRequest, code: str) -> HttpResponse:
     status = 400
     if form.is_valid():
         changes = _changed(programme, form.cleaned_data)
-        _done, status = _attempt(
+        _done, status = attempt(
             form, lambda: services.programme_update(actor=user, programme=programme, **changes) if changes else None
         )
         if status == 200:
@@ -470,7 +453,7 @@ def objective_add(request: HttpRequest, code: str) -> HttpResponse:
     _manage(user, programme)
     form = ObjectiveForm(request.POST)
     if form.is_valid():
-        _done, status = _attempt(
+        _done, status = attempt(
             form, lambda: services.objective_add(actor=user, programme=programme, **form.cleaned_data)
         )
         if status == 200:
@@ -504,7 +487,7 @@ def demand_set(request: HttpRequest, code: str) -> HttpResponse:
     if form.is_valid():
         data = form.cleaned_data
         department = next(d for d in departments if str(d.public_id) == data["department"])
-        _done, status = _attempt(
+        _done, status = attempt(
             form,
             lambda: services.host_demand_set(
                 actor=user,
@@ -534,7 +517,7 @@ def assignment_create(request: HttpRequest, code: str) -> HttpResponse:
         data = form.cleaned_data
         departments = {str(d.public_id): d for d in Department.objects.filter(
             public_id__in=[v for v in (data["host_department"], data["home_department"]) if v])}  # fmt: skip
-        assignment, status = _attempt(
+        assignment, status = attempt(
             form,
             lambda: services.assignment_create(
                 actor=user,
@@ -942,7 +925,7 @@ def roster_optimise(request: HttpRequest, code: str) -> HttpResponse:
     status = 400
     if form.is_valid():
         start, weeks = form.cleaned_data["start"], form.cleaned_data["weeks"]
-        run, status = _attempt(
+        run, status = attempt(
             form, lambda: services.roster_optimise(actor=user, programme=programme, start=start, weeks=weeks)
         )
         if run is not None:
@@ -1108,7 +1091,7 @@ def assignment_edit(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
         )
         planned = RosterDay.objects.filter(assignment=assignment)
         before = planned.count() if changes else 0
-        _done, status = _attempt(
+        _done, status = attempt(
             form, lambda: services.assignment_update(actor=user, assignment=assignment, **changes) if changes else None
         )
         if status == 200:
@@ -1139,7 +1122,7 @@ def assignment_withdraw(request: HttpRequest, public_id: uuid.UUID) -> HttpRespo
     form = WithdrawForm(request.POST)
     status = 400
     if form.is_valid():
-        _done, status = _attempt(
+        _done, status = attempt(
             form,
             lambda: services.assignment_withdraw(
                 actor=user, assignment=assignment, on=form.cleaned_data["on"], reason=form.cleaned_data["reason"]
@@ -1160,7 +1143,7 @@ def leave_add(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
     form = LeaveEntryForm(request.POST)
     status = 400
     if form.is_valid():
-        _done, status = _attempt(
+        _done, status = attempt(
             form, lambda: services.leave_add(actor=user, practitioner=assignment.practitioner, **form.cleaned_data)
         )
         if status == 200:
@@ -1606,7 +1589,7 @@ def calendar(request: HttpRequest) -> HttpResponse:
     form = CalendarDayForm(request.POST)
     if form.is_valid():
         data = form.cleaned_data
-        _done, status = _attempt(
+        _done, status = attempt(
             form,
             lambda: services.calendar_day_set(
                 actor=user,

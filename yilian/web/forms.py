@@ -1,14 +1,18 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
+from yilian.core.errors import Conflict
 from yilian.core.models import AuditAction
+
+T = TypeVar("T")
 
 # Dates outside this range cannot be turned into time-zone-aware moments on every database.
 EARLIEST = dt.date(1900, 1, 1)
@@ -35,6 +39,20 @@ def errors_to_form(form: forms.Form, exc: ValidationError, field_for: dict[str, 
         target = name if name in form.fields else (field_for or {}).get(name, name)
         for message in errors:
             form.add_error(target if target in form.fields else None, message)
+
+
+def attempt(form: Any, call: Callable[[], T], field_for: dict[str, str] | None = None) -> tuple[T | None, int]:
+    """Run a service for a valid form: (its result, 200); or (None, 400) with the service's
+    ValidationError on the form's fields, or (None, 409) with a Conflict's reason on the form.
+    A refusal (PermissionDenied) is not caught: it answers 403."""
+    try:
+        return call(), 200
+    except ValidationError as exc:
+        errors_to_form(form, exc, field_for)
+        return None, 400
+    except Conflict as exc:
+        form.add_error(None, str(exc))
+        return None, 409
 
 
 class LoginForm(AuthenticationForm):
