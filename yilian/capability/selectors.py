@@ -500,6 +500,19 @@ def _add_months(day: dt.date, months: int) -> dt.date:
     return dt.date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
+def _ledger_reach(practitioner_id: int) -> dict[int, dict[Stage, dt.date]]:
+    """Technique id -> stage -> the first day the surgeon reached it in any ledger (the evidence of
+    a technique milestone, wherever the ledger is kept)."""
+    reach: dict[int, dict[Stage, dt.date]] = defaultdict(dict)
+    for technique_id, stage, day in TransferStep.objects.filter(surgeon_id=practitioner_id).values_list(
+        "transfer__technique_id", "stage", "reached_on"
+    ):
+        known = reach[technique_id].get(Stage(stage))
+        if known is None or day < known:
+            reach[technique_id][Stage(stage)] = day
+    return reach
+
+
 def mentee_progress(mentee: Mentee, *, user: AnyUser) -> MenteeProgress:
     """A mentee's progress as ``user`` may see it: the ledger stages and the teaching attended are
     those of institutions the user may see (the milestones are the programme's own)."""
@@ -513,21 +526,22 @@ def mentee_progress(mentee: Mentee, *, user: AnyUser) -> MenteeProgress:
         .select_related("transfer__technique", "transfer__department__institution")
         .order_by("reached_on", "id")
     )
-    furthest: dict[int, Stage] = {}
-    for step in steps:
-        tid = step.transfer.technique_id
-        if tid not in furthest or stage_rank(step.stage) > stage_rank(furthest[tid]):
-            furthest[tid] = Stage(step.stage)
+    ledger = _ledger_reach(mentee.practitioner_id)
     rows = []
     for m in milestones:
         passed = [a for a in assessments.get(m.pk, []) if a.counts]
+        dates = [a.assessed_on for a in passed]
+        reach = ledger.get(m.technique_id or 0, {})
+        if m.technique_id and m.stage:
+            # A milestone on a technique is reached by the ledger's evidence of that stage, too.
+            dates += [day for stage, day in reach.items() if stage_rank(stage) >= stage_rank(m.stage)]
         rows.append(
             MilestoneProgress(
                 milestone=m,
                 due_on=_add_months(mentee.joined_on, m.due_months),
                 assessments=assessments.get(m.pk, []),
-                reached_on=min((a.assessed_on for a in passed), default=None),
-                technique_stage=furthest.get(m.technique_id) if m.technique_id else None,
+                reached_on=min(dates, default=None),
+                technique_stage=max(reach, key=stage_rank, default=None) if m.technique_id else None,
             )
         )
     attended = list(
@@ -626,12 +640,30 @@ def capability_figures_by_month(
     ).values_list("practitioner__institution_id", "activity__starts_at", "hours"):
         bump(when.date(), iid, "teaching_hours_received", float(hours))
     reached: dict[tuple[int, int], tuple[dt.date, int]] = {}
+
+    def reach(key: tuple[int, int], day: dt.date, iid: int) -> None:
+        if key not in reached or day < reached[key][0]:
+            reached[key] = (day, iid)
+
     for mentee_id, milestone_id, day, iid in Assessment.objects.filter(
         result="passed", signed_off_at__isnull=False, mentee__programme__institution_id__in=ids
     ).values_list("mentee_id", "milestone_id", "assessed_on", "mentee__programme__institution_id"):
-        key = (mentee_id, milestone_id)
-        if key not in reached or day < reached[key][0]:
-            reached[key] = (day, iid)
+        reach((mentee_id, milestone_id), day, iid)
+    # Milestones on a technique stage are reached by the ledger's evidence, too.
+    on_technique = (
+        Milestone.objects.filter(programme__institution_id__in=ids, technique__isnull=False)
+        .exclude(stage="")
+        .select_related("programme")
+    )
+    for milestone in on_technique:
+        for mentee in Mentee.objects.filter(programme_id=milestone.programme_id):
+            days = [
+                day
+                for stage, day in _ledger_reach(mentee.practitioner_id).get(milestone.technique_id or 0, {}).items()
+                if stage_rank(stage) >= stage_rank(milestone.stage)
+            ]
+            if days:
+                reach((mentee.pk, milestone.pk), min(days), milestone.programme.institution_id)
     for day, iid in reached.values():
         if start <= day <= end:
             bump(day, iid, "milestones_reached")

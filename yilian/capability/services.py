@@ -29,7 +29,7 @@ Domain rules enforced here:
   credited the activity's hours; a cancelled activity takes no sign-ins;
 - a training programme has a mentor and mentees; the mentor or the programme's managers record
   assessments against milestones; only the mentor signs them off, once; a passed, signed-off
-  assessment reaches the milestone;
+  assessment reaches the milestone (so does the ledger's step, for a milestone on a technique stage);
 - every write leaves an audit row in its transaction.
 """
 

@@ -731,3 +731,31 @@ def test_teaching_names_a_leader_the_organiser_may_see() -> None:
             institutions=[Institution.objects.get(code="qzph")],
         )
     assert "leader" in exc.value.message_dict
+
+
+def test_a_milestone_on_a_technique_stage_is_reached_by_the_ledger(ledger: dict[str, Any]) -> None:
+    w = ledger
+    qzph = w["transfer"].department.institution
+    programme = services.training_create(
+        actor=w["admin"],
+        kind=TrainingKind.BACKBONE,
+        name_zh="骨干培育",
+        institution=qzph,
+        mentor=w["expert"],
+        starts_on=D(2025, 1, 1),
+    )
+    milestone = services.milestone_add(
+        actor=w["admin"], programme=programme, title_zh="带教下主刀", technique=w["technique"], stage=Stage.SUPERVISED
+    )
+    mentee = services.mentee_add(actor=w["admin"], programme=programme, practitioner=w["li"], joined_on=D(2025, 1, 1))
+    assert selectors.mentee_progress(mentee, user=w["admin"]).reached == 0
+    services.transfer_advance(actor=w["admin"], transfer=w["transfer"], evidence=case(w, D(2025, 2, 1), "none"))
+    case(w, D(2025, 3, 1), LocalRole.ASSISTED, w["li"])
+    services.transfer_advance(
+        actor=w["admin"], transfer=w["transfer"], evidence=case(w, D(2025, 4, 2), "supervised", w["li"])
+    )
+    progress = selectors.mentee_progress(mentee, user=w["admin"])
+    assert (progress.reached, progress.milestones[0].reached_on) == (1, D(2025, 4, 2))
+    assert progress.milestones[0].milestone == milestone
+    figures = selectors.capability_figures_by_month(w["admin"], start=D(2025, 4, 1), end=D(2025, 4, 30))
+    assert figures[D(2025, 4, 1)][qzph.pk]["milestones_reached"] >= 1
