@@ -19,6 +19,7 @@ Who writes where:
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -500,16 +501,16 @@ def _add_months(day: dt.date, months: int) -> dt.date:
     return dt.date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
-def _ledger_reach(practitioner_id: int) -> dict[int, dict[Stage, dt.date]]:
-    """Technique id -> stage -> the first day the surgeon reached it in any ledger (the evidence of
-    a technique milestone, wherever the ledger is kept)."""
-    reach: dict[int, dict[Stage, dt.date]] = defaultdict(dict)
-    for technique_id, stage, day in TransferStep.objects.filter(surgeon_id=practitioner_id).values_list(
-        "transfer__technique_id", "stage", "reached_on"
-    ):
-        known = reach[technique_id].get(Stage(stage))
+def _ledger_reach_of(practitioner_ids: Iterable[int]) -> dict[int, dict[int, dict[Stage, dt.date]]]:
+    """Surgeon id -> technique id -> stage -> the first day the surgeon reached it in any ledger (the
+    evidence of a technique milestone, wherever the ledger is kept). One query for all of them."""
+    reach: dict[int, dict[int, dict[Stage, dt.date]]] = defaultdict(lambda: defaultdict(dict))
+    for surgeon_id, technique_id, stage, day in TransferStep.objects.filter(
+        surgeon_id__in=list(practitioner_ids)
+    ).values_list("surgeon_id", "transfer__technique_id", "stage", "reached_on"):
+        known = reach[surgeon_id][technique_id].get(Stage(stage))
         if known is None or day < known:
-            reach[technique_id][Stage(stage)] = day
+            reach[surgeon_id][technique_id][Stage(stage)] = day
     return reach
 
 
@@ -526,7 +527,7 @@ def mentee_progress(mentee: Mentee, *, user: AnyUser) -> MenteeProgress:
         .select_related("transfer__technique", "transfer__department__institution")
         .order_by("reached_on", "id")
     )
-    ledger = _ledger_reach(mentee.practitioner_id)
+    ledger = _ledger_reach_of([mentee.practitioner_id])[mentee.practitioner_id]
     rows = []
     for m in milestones:
         passed = [a for a in assessments.get(m.pk, []) if a.counts]
@@ -650,20 +651,28 @@ def capability_figures_by_month(
     ).values_list("mentee_id", "milestone_id", "assessed_on", "mentee__programme__institution_id"):
         reach((mentee_id, milestone_id), day, iid)
     # Milestones on a technique stage are reached by the ledger's evidence, too.
-    on_technique = (
+    on_technique = list(
         Milestone.objects.filter(programme__institution_id__in=ids, technique__isnull=False)
         .exclude(stage="")
         .select_related("programme")
     )
+    mentees = list(
+        Mentee.objects.filter(programme_id__in={m.programme_id for m in on_technique}).values_list(
+            "pk", "programme_id", "practitioner_id"
+        )
+    )
+    ledger = _ledger_reach_of({practitioner_id for _pk, _programme, practitioner_id in mentees})
     for milestone in on_technique:
-        for mentee in Mentee.objects.filter(programme_id=milestone.programme_id):
+        for mentee_id, programme_id, practitioner_id in mentees:
+            if programme_id != milestone.programme_id:
+                continue
             days = [
                 day
-                for stage, day in _ledger_reach(mentee.practitioner_id).get(milestone.technique_id or 0, {}).items()
+                for stage, day in ledger[practitioner_id].get(milestone.technique_id or 0, {}).items()
                 if stage_rank(stage) >= stage_rank(milestone.stage)
             ]
             if days:
-                reach((mentee.pk, milestone.pk), min(days), milestone.programme.institution_id)
+                reach((mentee_id, milestone.pk), min(days), milestone.programme.institution_id)
     for day, iid in reached.values():
         if start <= day <= end:
             bump(day, iid, "milestones_reached")
@@ -685,10 +694,8 @@ CAPABILITY_FIGURES = (
 # Sign-in codes (the organiser's QR panel and the attendee's page)
 
 
-def _code_digest(code: str) -> str:
-    # The same digest ``services`` stores: only the SHA-256 of a code is ever kept.
-    import hashlib
-
+def code_digest(code: str) -> str:
+    """The digest a sign-in code is stored and looked up by: only the SHA-256 of a code is kept."""
     return hashlib.sha256(code.strip().encode()).hexdigest()
 
 
@@ -699,7 +706,7 @@ def sign_in_code_state(activity: TeachingActivity, *, code: str = "", code_id: i
 
     rows = SignInCode.objects.filter(activity=activity)
     if code:
-        row = rows.filter(digest=_code_digest(code)).first()
+        row = rows.filter(digest=code_digest(code)).first()
     elif code_id:
         row = rows.filter(pk=code_id).first()
     else:

@@ -36,13 +36,13 @@ Domain rules enforced here:
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import secrets
 from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -317,7 +317,9 @@ def transfer_collect(*, actor: User, transfer: Transfer) -> Collected:
         # The ledger's row serialises collections: the second reads what the first wrote.
         Transfer.objects.select_for_update().filter(pk=transfer.pk).first()
         known = set(transfer.cases.exclude(source_ref="").values_list("source_ref", flat=True))
-        staff = {p.name_zh: p for p in Practitioner.objects.filter(institution=host)}
+        host_staff = list(Practitioner.objects.filter(institution=host))
+        staff = {p.name_zh: p for p in host_staff}
+        staff_by_id = {p.pk: p for p in host_staff}
         new: list[TransferCase] = []
         expert_days: set[dt.date] = set()
         unmatched: set[str] = set()
@@ -330,11 +332,7 @@ def transfer_collect(*, actor: User, transfer: Transfer) -> Collected:
             expert_days.add(op.date)
             if op.key in known or op.date > today:
                 continue
-            surgeon = (
-                Practitioner.objects.filter(pk=op.local_surgeon_id, institution=host).first()
-                if op.local_surgeon_id
-                else None
-            )
+            surgeon = staff_by_id.get(op.local_surgeon_id) if op.local_surgeon_id else None
             if surgeon is None and op.local_surgeon_name:
                 surgeon = staff.get(op.local_surgeon_name)
             if surgeon is None and op.role != "operator":
@@ -667,11 +665,10 @@ def first_check(claim: FirstClaim) -> tuple[str, dict[str, Any]]:
 
     technique = claim.technique
     prefixes = claim.province_prefixes()
-    institutions = [
-        i
-        for i in Institution.objects.select_related("region").order_by("code")
-        if i.region is not None and i.region.code.startswith(prefixes)
-    ]
+    in_region = Q()
+    for prefix in prefixes:
+        in_region |= Q(region__code__startswith=prefix)
+    institutions = list(Institution.objects.filter(in_region).order_by("code"))
     by_id = {i.pk: i for i in institutions}
     by_code = {i.code: i for i in institutions}
     before = claim.performed_on
@@ -1003,10 +1000,6 @@ def _sign_in_window(activity: TeachingActivity) -> tuple[dt.datetime, dt.datetim
     )
 
 
-def _digest(code: str) -> str:
-    return hashlib.sha256(code.strip().encode()).hexdigest()
-
-
 def sign_in_code_issue(*, actor: User, activity: TeachingActivity) -> tuple[str, SignInCode]:
     """A new one-time code for the QR on the organiser's screen (shown once, stored as a digest)."""
     if not selectors.can_manage_teaching(actor, activity):
@@ -1023,7 +1016,7 @@ def sign_in_code_issue(*, actor: User, activity: TeachingActivity) -> tuple[str,
     with transaction.atomic():
         row = SignInCode.objects.create(
             activity=activity,
-            digest=_digest(code),
+            digest=selectors.code_digest(code),
             issued_at=now,
             expires_at=min(now + dt.timedelta(seconds=SIGN_IN_CODE_SECONDS), closes),
         )
@@ -1037,7 +1030,9 @@ def sign_in_redeem(*, actor: User, activity: TeachingActivity, code: str) -> Tea
         raise PermissionDenied(_("Only a practitioner with an account signs in; ask the organiser to record you."))
     now = timezone.now()
     with transaction.atomic():
-        row = SignInCode.objects.select_for_update().filter(digest=_digest(code), activity=activity).first()
+        row = (
+            SignInCode.objects.select_for_update().filter(digest=selectors.code_digest(code), activity=activity).first()
+        )
         # The activity's row too: a cancellation, or the same person's second phone, waits here.
         activity = TeachingActivity.objects.select_for_update().get(pk=activity.pk)
         if row is None:
