@@ -546,6 +546,21 @@ _3A, _3B, _2A, _PRIM = (
 )
 _ZJU = "Zhejiang University School of Medicine"
 
+
+def demo_identifiers(index: int, region: str) -> dict[str, str]:
+    """Fictional but well-formed external identifiers of the demo's institution number ``index``: an
+    organisation code (8 digits and the GB 11714 check character) and the unified social credit
+    code built on it (public institution, registered in the institution's region)."""
+    from stdnum.cn import uscc
+
+    body = f"{47000000 + index * 37:08d}"
+    total = sum(int(d) * w for d, w in zip(body, (3, 7, 9, 10, 5, 8, 4, 2), strict=True))
+    check = {10: "X", 11: "0"}.get(11 - total % 11, str(11 - total % 11))
+    org_code = body + check
+    credit = "12" + region + org_code
+    return {"org_code": org_code, "uscc": credit + uscc.calc_check_digit(credit)}
+
+
 INSTITUTIONS: tuple[_Institution, ...] = (
     _Institution("zju1", "浙江大学医学院附属第一医院", f"First Affiliated Hospital, {_ZJU}", "浙大一院",
                  _3A, _G, "330102", "浙江省杭州市上城区庆春路79号", "30.2563", "120.1775", "0571-01000001"),
@@ -1392,6 +1407,7 @@ class _Seeder:
                 latitude=Decimal(spec.latitude),
                 longitude=Decimal(spec.longitude),
                 phone=spec.phone,
+                **demo_identifiers(INSTITUTIONS.index(spec), spec.region),
             )
             self.count("institutions")
 

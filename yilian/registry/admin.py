@@ -84,7 +84,7 @@ class RegionAdmin(AuditedAdmin):
 class InstitutionAdmin(AuditedAdmin):
     list_display = ["code", "name_zh", "name_en", "grade", "type", "region", "is_active"]
     list_filter = ["grade", "type", "is_active"]
-    search_fields = ["code", "name_zh", "name_en", "short_name"]
+    search_fields = ["code", "name_zh", "name_en", "short_name", "org_code", "uscc", "licence_no"]
     autocomplete_fields = ["region"]
     inlines = [DepartmentInline, CapabilityInline]
     change_permission = Permission.MANAGE_INSTITUTIONS

@@ -100,6 +100,9 @@ def institution_create(request: HttpRequest, payload: schemas.InstitutionIn) -> 
         address=payload.address,
         latitude=_coordinate(payload.latitude),
         longitude=_coordinate(payload.longitude),
+        org_code=payload.org_code,
+        uscc=payload.uscc,
+        licence_no=payload.licence_no,
     )
     return Status(201, selectors.institution_detail(institution))
 

@@ -131,12 +131,46 @@ class Institution(BaseModel, Named):
     longitude = models.DecimalField(_("longitude"), max_digits=9, decimal_places=6, null=True, blank=True)
     phone = models.CharField(_("switchboard"), max_length=40, blank=True)
     is_active = models.BooleanField(_("active"), default=True)
+    # External identifiers: how the national interfaces name the institution (the front page's A01 /
+    # ZZJGDM column holds one of them). Stored upper case, without spaces or hyphens.
+    org_code = models.CharField(
+        _("organisation code (组织机构代码)"), max_length=22, blank=True, help_text=_("E.g. 47000001X.")
+    )
+    uscc = models.CharField(
+        _("unified social credit code (统一社会信用代码)"), max_length=18, blank=True, help_text=_("18 characters.")
+    )
+    licence_no = models.CharField(
+        _("licence registration number (登记号)"),
+        max_length=40,
+        blank=True,
+        help_text=_("Registration number of the practising licence of the medical institution."),
+    )
+
+    IDENTIFIER_FIELDS = ("org_code", "uscc", "licence_no")
 
     class Meta:
         ordering = ["code"]
         verbose_name = _("institution")
         verbose_name_plural = _("institutions")
         constraints = [
+            models.UniqueConstraint(
+                fields=["org_code"],
+                condition=~Q(org_code=""),
+                name="institution_org_code_unique",
+                violation_error_message=_("Another institution has this organisation code."),
+            ),
+            models.UniqueConstraint(
+                fields=["uscc"],
+                condition=~Q(uscc=""),
+                name="institution_uscc_unique",
+                violation_error_message=_("Another institution has this unified social credit code."),
+            ),
+            models.UniqueConstraint(
+                fields=["licence_no"],
+                condition=~Q(licence_no=""),
+                name="institution_licence_no_unique",
+                violation_error_message=_("Another institution has this licence registration number."),
+            ),
             models.CheckConstraint(
                 condition=Q(latitude__isnull=True) | Q(latitude__gte=-90, latitude__lte=90),
                 name="institution_latitude_range",
@@ -148,6 +182,21 @@ class Institution(BaseModel, Named):
                 violation_error_message=_("Longitude must be between -180 and 180."),
             ),
         ]
+
+    def clean(self) -> None:
+        from stdnum.cn import uscc
+        from stdnum.exceptions import ValidationError as NumberError
+
+        for name in self.IDENTIFIER_FIELDS:
+            value = getattr(self, name) or ""
+            setattr(self, name, "".join(ch for ch in value.upper() if ch not in " -\u3000"))
+        if self.uscc:
+            try:
+                uscc.validate(self.uscc)
+            except NumberError as exc:
+                raise ValidationError(
+                    {"uscc": _("“%(value)s” is not a valid unified social credit code.") % {"value": self.uscc}}
+                ) from exc
 
 
 class Discipline(models.TextChoices):

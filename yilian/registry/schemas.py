@@ -75,6 +75,9 @@ class InstitutionOut(Schema):
     latitude: Decimal | None
     longitude: Decimal | None
     is_active: bool
+    org_code: str
+    uscc: str
+    licence_no: str
 
 
 class InstitutionDetailOut(InstitutionOut):
@@ -98,6 +101,9 @@ class InstitutionIn(In):
     address: str = Field("", max_length=200)
     latitude: float | None = Field(None, ge=-90, le=90)
     longitude: float | None = Field(None, ge=-180, le=180)
+    org_code: str = Field("", max_length=22)
+    uscc: str = Field("", max_length=18)
+    licence_no: str = Field("", max_length=40)
 
 
 class MemberOut(Schema):
@@ -235,6 +241,9 @@ class InstitutionPatch(In):
     address: str | None = Field(None, max_length=200)
     phone: str | None = Field(None, max_length=40)
     is_active: bool | None = None
+    org_code: str | None = Field(None, max_length=22)
+    uscc: str | None = Field(None, max_length=18)
+    licence_no: str | None = Field(None, max_length=40)
 
 
 class AgreementStatusIn(In):

@@ -125,6 +125,9 @@ INSTITUTION_EDITABLE = {
     "longitude",
     "phone",
     "is_active",
+    "org_code",
+    "uscc",
+    "licence_no",
 }
 
 
@@ -143,9 +146,15 @@ def institution_create(
     latitude: Decimal | None = None,
     longitude: Decimal | None = None,
     phone: str = "",
+    org_code: str = "",
+    uscc: str = "",
+    licence_no: str = "",
 ) -> Institution:
     _check(actor, Permission.MANAGE_INSTITUTIONS)
     institution = Institution(
+        org_code=org_code,
+        uscc=uscc,
+        licence_no=licence_no,
         code=code,
         name_zh=name_zh,
         name_en=name_en,

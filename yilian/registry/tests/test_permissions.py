@@ -36,6 +36,7 @@ EXPECTED: dict[Role, set[Permission]] = {
         P.CLAIM_FIRSTS,
         P.LEAD_TEACHING,
         P.MANAGE_TRAINING,
+        P.MANAGE_CATALOGUES,
     },
     Role.HOSPITAL_ADMIN: {
         P.VIEW_DIRECTORY,
@@ -60,6 +61,7 @@ EXPECTED: dict[Role, set[Permission]] = {
         P.CLAIM_FIRSTS,
         P.LEAD_TEACHING,
         P.MANAGE_TRAINING,
+        P.MANAGE_INSTITUTION_MI,
     },
     Role.DOCTOR: {
         P.VIEW_DIRECTORY,
