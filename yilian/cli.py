@@ -278,7 +278,7 @@ def _import(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from yilian.activity import services
-    from yilian.activity.columns import Kind
+    from yilian.activity.columns import BatchKind
     from yilian.registry import selectors
 
     path = Path(args.file)
@@ -301,7 +301,7 @@ def _import(args: argparse.Namespace) -> int:
     try:
         result = services.batch_import(
             user=user,
-            kind=Kind(args.kind),
+            kind=BatchKind(args.kind),
             path=path,
             filename=path.name,
             accept_valid=args.accept_valid,
@@ -424,7 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
     av.set_defaults(func=_audit_verify)
 
     p = sub.add_parser("import", help="import a file of clinical activity (discharges, operations, visits)")
-    p.add_argument("kind", choices=["discharges", "operations", "visits"])
+    p.add_argument("kind", choices=["discharges", "operations", "visits", "frontpages"])
     p.add_argument("file", help=".csv (UTF-8 or GB18030), .xlsx or a FHIR R4B bundle (.json)")
     p.add_argument("--user", required=True, help="the user the import is made as (their institutions)")
     p.add_argument("--accept-valid", action="store_true", help="import the valid rows, leave out the rest")

@@ -20,7 +20,7 @@ from ninja.pagination import paginate
 from ninja.params import Form
 
 from yilian.activity import schemas, selectors, services
-from yilian.activity.columns import Kind
+from yilian.activity.columns import BatchKind
 from yilian.activity.forms import check_upload, clean_filename, staged_file
 from yilian.activity.models import BatchStatus, ImportBatch
 from yilian.activity.views import can_import, record_rejects_download, rejects_filename, rejects_path
@@ -79,13 +79,14 @@ def batch_out(batch: ImportBatch, *, detail: bool = False, rows_visible: bool = 
     if detail:
         out["coverage"] = dict(batch.coverage or {})
         out["ignored_columns"] = list(batch.ignored_columns or [])
+        out["report"] = dict(batch.report or {})
         out["errors"] = list(batch.errors or []) if rows_visible else []
         out["failure"] = batch.failure
     return out
 
 
 class BatchFilters(Schema):
-    kind: Kind | None = None
+    kind: BatchKind | None = None
     status: BatchStatus | None = None
 
 
@@ -125,17 +126,20 @@ class _Page:
 @router.post(
     "/activity/batches",
     response={201: schemas.BatchDetailOut, **ERRORS},
-    summary="Import a file of discharges, operations or visits",
+    summary="Import a file of discharges, operations, visits or national front pages",
 )
 def batch_create(
     request: HttpRequest,
-    kind: Form[Kind],
+    kind: Form[BatchKind],
     file: File[UploadedFile],
     accept_valid: Form[bool] = False,
 ) -> Status[Any]:
-    """multipart/form-data with ``kind``, ``file`` (.csv in UTF-8 or GB18030, .xlsx, or a FHIR R4B
-    Bundle as .json) and ``accept_valid``. 201: the batch landed (with ``accept_valid``, the rows
-    left out are at ``rejects_url``). 422: the file was rejected whole; nothing was imported."""
+    """multipart/form-data with ``kind``, ``file`` (.csv in UTF-8, GB18030 or UTF-16, .xlsx, or a
+    FHIR R4B Bundle as .json) and ``accept_valid``. ``kind`` ``frontpages``: a national front-page
+    export (2019 interface codes, TCM or provincial pinyin codes, or Chinese names), one row per stay
+    with its operations in numbered columns; it lands as discharges and operations. 201: the batch
+    landed (with ``accept_valid``, the rows left out are at ``rejects_url``). 422: the file was
+    rejected whole; nothing was imported."""
     user = _user(request)
     _require_import(user)
     upload = check_upload(file)

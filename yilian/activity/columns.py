@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -22,6 +23,30 @@ class Kind(models.TextChoices):
     DISCHARGES = "discharges", _("Discharges (medical-record front pages)")
     OPERATIONS = "operations", _("Operations")
     VISITS = "visits", _("Outpatient and emergency visits")
+
+
+class BatchKind(models.TextChoices):
+    """What an import batch holds: one fact dataset, or national front pages (住院病案首页), one row
+    per stay with its operations in numbered columns, which land as discharges and operations."""
+
+    DISCHARGES = "discharges", _("Discharges (medical-record front pages)")
+    OPERATIONS = "operations", _("Operations")
+    VISITS = "visits", _("Outpatient and emergency visits")
+    FRONTPAGES = "frontpages", _("Front pages, national interface (病案首页: discharges with their operations)")
+
+
+# The fact datasets each kind of batch lands.
+BATCH_DATASETS: dict[str, tuple[Kind, ...]] = {
+    "discharges": (Kind.DISCHARGES,),
+    "operations": (Kind.OPERATIONS,),
+    "visits": (Kind.VISITS,),
+    "frontpages": (Kind.DISCHARGES, Kind.OPERATIONS),
+}
+
+
+def batch_kinds_of(kind: Kind | str) -> list[str]:
+    """The kinds of batch whose files hold facts of the dataset ``kind``."""
+    return [batch for batch, datasets in BATCH_DATASETS.items() if Kind(kind) in datasets]
 
 
 class ColumnType(models.TextChoices):
@@ -344,6 +369,7 @@ _DISCHARGE_FACTS = pa.schema(
         pa.field("sex", pa.string(), nullable=False),
         pa.field("age", pa.int16()),
         pa.field("residence_region", pa.string()),
+        pa.field("residence_basis", pa.string()),
         pa.field("origin", pa.string(), nullable=False),
         pa.field("principal_diagnosis", pa.string()),
         pa.field("discharge_outcome", pa.string()),
@@ -364,6 +390,7 @@ _OPERATION_FACTS = pa.schema(
         pa.field("operation_name", pa.string()),
         pa.field("operation_level", pa.int8()),
         pa.field("category", pa.string(), nullable=False),
+        pa.field("category_basis", pa.string()),
         pa.field("minimally_invasive", pa.bool_(), nullable=False),
         pa.field("robot_assisted", pa.bool_(), nullable=False),
         pa.field("operator", pa.string()),
@@ -419,6 +446,21 @@ def fact_schema(kind: Kind | str, *, with_batch_seq: bool = True) -> pa.Schema:
     if with_batch_seq:
         schema = schema.append(pa.field("batch_seq", pa.int64(), nullable=False))
     return schema
+
+
+def complete(kind: Kind | str, table: pa.Table) -> pa.Table:
+    """A fact table in the exact schema, the columns added after the first release filled in when
+    the table lacks them: ``residence_basis`` (``region_code`` when there is a residence region,
+    else ``unknown``) and ``category_basis`` (``file``)."""
+    names = table.column_names
+    if Kind(kind) == Kind.DISCHARGES and "residence_basis" not in names and "residence_region" in names:
+        region = table.column("residence_region")
+        known = pc.fill_null(pc.match_substring_regex(region, r"^[0-9]{6}$"), False)
+        table = table.append_column("residence_basis", pc.if_else(known, "region_code", "unknown"))
+    if Kind(kind) == Kind.OPERATIONS and "category_basis" not in names:
+        table = table.append_column("category_basis", pa.array(["file"] * table.num_rows, pa.string()))
+    schema = fact_schema(kind, with_batch_seq=False)
+    return table.select(schema.names).cast(schema)
 
 
 def column_map(kind: Kind | str) -> dict[str, Column]:

@@ -16,7 +16,7 @@ import ibis.expr.types as ir
 from django.db.models import Count, Max, Q
 
 from yilian.activity import store
-from yilian.activity.columns import KEY_COLUMNS, Kind, fact_schema
+from yilian.activity.columns import KEY_COLUMNS, Kind, batch_kinds_of, fact_schema
 from yilian.activity.models import BatchStatus, ImportBatch
 
 
@@ -24,7 +24,9 @@ def _active(kind: Kind) -> list[tuple[int, int]]:
     """(seq, rows_replaced) of the active batches of the kind."""
     return [
         (int(seq or 0), int(replaced))
-        for seq, replaced in ImportBatch.objects.filter(kind=kind, status=BatchStatus.LANDED, seq__isnull=False)
+        for seq, replaced in ImportBatch.objects.filter(
+            kind__in=batch_kinds_of(kind), status=BatchStatus.LANDED, seq__isnull=False
+        )
         .order_by("seq")
         .values_list("seq", "rows_replaced")
     ]
@@ -33,6 +35,31 @@ def _active(kind: Kind) -> list[tuple[int, int]]:
 def _read(con: ibis.BaseBackend, pattern: str) -> ir.Table:
     kwargs: dict[str, Any] = {"hive_partitioning": False} if con.name == "duckdb" else {}
     return con.read_parquet(pattern, **kwargs)
+
+
+# Columns added to a fact schema after the first release, and their value in older files.
+_LATER_COLUMNS: dict[str, Any] = {"residence_basis": None, "category_basis": "file"}
+
+
+def _complete(facts: ir.Table, kind: Kind) -> ir.Table:
+    """The exact fact columns: a column added later is null (or its default) where files lack it."""
+    schema = fact_schema(kind)
+    present = set(facts.columns)
+    added: dict[str, Any] = {}
+    for field in schema:
+        if field.name not in present:
+            added[field.name] = ibis.literal(_LATER_COLUMNS.get(field.name), type=ibis.dtype(field.type))
+    if added:
+        facts = facts.mutate(**added)
+    if kind == Kind.DISCHARGES:
+        # Older files: the basis was the region code column whenever there was a region.
+        known = facts.residence_region.re_search(r"^[0-9]{6}$").fill_null(False)
+        facts = facts.mutate(
+            residence_basis=facts.residence_basis.fill_null(ibis.ifelse(known, "region_code", "unknown"))
+        )
+    if kind == Kind.OPERATIONS:
+        facts = facts.mutate(category_basis=facts.category_basis.fill_null("file"))
+    return facts.select(*schema.names)
 
 
 def current_facts(con: ibis.BaseBackend, kind: Kind) -> ir.Table | None:
@@ -48,11 +75,12 @@ def current_facts(con: ibis.BaseBackend, kind: Kind) -> ir.Table | None:
         return None  # the manifest names batches whose files are not under this ACTIVITY_DIR
     names = fact_schema(kind).names
     if con.name == "duckdb":
-        # Only the active batches' files are opened (no filter on batch_seq over every row).
-        facts = con.read_parquet(files, hive_partitioning=False).select(*names)
+        # Only the active batches' files are opened (no filter on batch_seq over every row). Files
+        # written before a column was added lack it: read by name, the column is null there.
+        facts = _complete(con.read_parquet(files, hive_partitioning=False, union_by_name=True), kind)
     else:
-        facts = _read(con, store.batch_glob(kind))
-        facts = facts.filter(facts.batch_seq.isin(seqs)).select(*names)
+        facts = _complete(_read(con, store.batch_glob(kind)), kind)
+        facts = facts.filter(facts.batch_seq.isin(seqs))
     replacing = [seq for seq, replaced in active if replaced > 0 and store.superseded_file(kind, seq).exists()]
     if not replacing:
         return facts
@@ -67,7 +95,7 @@ def current_facts(con: ibis.BaseBackend, kind: Kind) -> ir.Table | None:
 def coverage(kind: Kind) -> dict[str, set[tuple[int, int]]]:
     """Institution code -> (year, month) pairs that active batches of the kind cover."""
     covered: dict[str, set[tuple[int, int]]] = defaultdict(set)
-    for months in ImportBatch.objects.filter(kind=Kind(kind), status=BatchStatus.LANDED).values_list(
+    for months in ImportBatch.objects.filter(kind__in=batch_kinds_of(kind), status=BatchStatus.LANDED).values_list(
         "coverage", flat=True
     ):
         for code, labels in (months or {}).items():

@@ -21,7 +21,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from yilian.activity.columns import Kind
+from yilian.activity.columns import BatchKind
 from yilian.activity.models import BatchStatus
 
 # The largest file accepted (uploads and the API; the command line has no limit). A province's
@@ -86,15 +86,17 @@ def staged_file(upload: UploadedFile) -> Iterator[Path]:
 class UploadForm(forms.Form):
     kind = forms.ChoiceField(
         label=gettext_lazy("Dataset"),
-        choices=[("", gettext_lazy("Choose…")), *Kind.choices],
-        error_messages={"required": gettext_lazy("Choose the dataset: discharges, operations or visits.")},
+        choices=[("", gettext_lazy("Choose…")), *BatchKind.choices],
+        error_messages={"required": gettext_lazy("Choose the dataset: discharges, operations, visits or front pages.")},
         widget=forms.Select(attrs={"class": "form-select"}),
     )
     file = forms.FileField(
         label=gettext_lazy("File"),
         required=False,  # checked in clean_file, with a message of our own
         error_messages={"empty": gettext_lazy("The file is empty.")},
-        help_text=gettext_lazy("CSV (UTF-8 or GB18030), Excel .xlsx or a FHIR R4B bundle (.json); at most %(mb)s MB."),
+        help_text=gettext_lazy(
+            "CSV (UTF-8, GB18030 or UTF-16), Excel .xlsx or a FHIR R4B bundle (.json); at most %(mb)s MB."
+        ),
         widget=forms.ClearableFileInput(attrs={"class": "form-control", "accept": ",".join(EXTENSIONS)}),
     )
     accept_valid = forms.BooleanField(
@@ -119,7 +121,7 @@ class BatchFilterForm(forms.Form):
     kind = forms.ChoiceField(
         label=gettext_lazy("Dataset"),
         required=False,
-        choices=[("", gettext_lazy("All datasets")), *Kind.choices],
+        choices=[("", gettext_lazy("All datasets")), *BatchKind.choices],
         widget=forms.Select(attrs={"class": "form-select form-select-sm"}),
     )
     status = forms.ChoiceField(

@@ -13,7 +13,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
-from yilian.activity.columns import Kind
+from yilian.activity.columns import BatchKind
 from yilian.core.models import BaseModel
 
 
@@ -29,7 +29,7 @@ class ImportBatch(BaseModel):
     seq = models.PositiveBigIntegerField(
         _("sequence"), null=True, blank=True, unique=True, help_text=_("Given when the batch lands.")
     )
-    kind = models.CharField(_("dataset"), max_length=20, choices=Kind.choices)
+    kind = models.CharField(_("dataset"), max_length=20, choices=BatchKind.choices)
     filename = models.CharField(_("file name"), max_length=255)
     file_sha256 = models.CharField(_("file SHA-256"), max_length=64, blank=True)
     note = models.CharField(_("note"), max_length=500, blank=True)
@@ -78,6 +78,12 @@ class ImportBatch(BaseModel):
     )
     withdrawn_at = models.DateTimeField(_("withdrawn at"), null=True, blank=True)
     withdrawal_reason = models.TextField(pgettext_lazy("import batch", "reason for withdrawal"), blank=True)
+    report = models.JSONField(
+        _("report"),
+        default=dict,
+        blank=True,
+        help_text=_("What was read: format, encoding, header dialect, repairs, residence bases, operations."),
+    )
     progress_stage = models.CharField(_("stage"), max_length=20, blank=True)
     progress_done = models.PositiveBigIntegerField(_("done"), default=0)
     progress_total = models.PositiveBigIntegerField(_("total"), default=0)

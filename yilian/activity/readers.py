@@ -44,6 +44,7 @@ class RawTable:
     format: str = "csv"
     encoding: str = ""
     notes: list[str] = field(default_factory=list)
+    slots: pa.Array | None = None  # int16 per row: which numbered column group a row came from
 
     @property
     def num_rows(self) -> int:
@@ -51,17 +52,21 @@ class RawTable:
 
 
 def scan(path: Path) -> tuple[str, str]:
-    """(SHA-256 hex digest, encoding) in one pass over the bytes. The encoding is ``utf-8-sig``
-    or ``utf-8`` when every byte decodes as strict UTF-8, else ``gb18030``."""
+    """(SHA-256 hex digest, encoding) in one pass over the bytes. The encoding is ``utf-16`` when
+    the file starts with a UTF-16 byte-order mark (Excel's "Unicode text"), ``utf-8-sig`` or
+    ``utf-8`` when every byte decodes as strict UTF-8, else ``gb18030``."""
     digest = hashlib.sha256()
     decoder: codecs.IncrementalDecoder | None = codecs.getincrementaldecoder("utf-8")(errors="strict")
-    bom = False
+    bom = utf16 = False
     first = True
     with path.open("rb") as handle:
         while chunk := handle.read(_CHUNK):
             digest.update(chunk)
             if first:
                 bom, first = chunk.startswith(codecs.BOM_UTF8), False
+                utf16 = chunk.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+                if utf16:
+                    decoder = None
             if decoder is not None:
                 try:
                     decoder.decode(chunk)
@@ -72,6 +77,8 @@ def scan(path: Path) -> tuple[str, str]:
             decoder.decode(b"", final=True)
         except UnicodeDecodeError:
             decoder = None
+    if utf16:
+        return digest.hexdigest(), "utf-16"
     if decoder is None:
         return digest.hexdigest(), "gb18030"
     return digest.hexdigest(), "utf-8-sig" if bom else "utf-8"
@@ -118,7 +125,9 @@ def read_csv(path: Path, *, encoding: str = "") -> RawTable:
         raise _undecodable() from exc
     if not header_line.strip():
         raise ReadError(_("The file is empty or its first line (the column headers) is blank."))
-    headers = next(csv.reader([header_line.rstrip("\r\n")]))
+    # Excel's "Unicode text" separates with tabs: a header line with tabs and no commas is read so.
+    delimiter = "\t" if "\t" in header_line and "," not in header_line else ","
+    headers = next(csv.reader([header_line.rstrip("\r\n")], delimiter=delimiter))
     names = [f"c{i}" for i in range(len(headers))]
     bad_rows: list[int | None] = []
 
@@ -137,7 +146,7 @@ def read_csv(path: Path, *, encoding: str = "") -> RawTable:
                 column_names=names,
                 block_size=1 << 23,
             ),
-            parse_options=pacsv.ParseOptions(invalid_row_handler=invalid),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=invalid),
             convert_options=pacsv.ConvertOptions(
                 column_types=dict.fromkeys(names, pa.string()),
                 strings_can_be_null=False,
@@ -153,7 +162,7 @@ def read_csv(path: Path, *, encoding: str = "") -> RawTable:
     if bad_rows:
         # pyarrow's parallel parser does not know line numbers: find the first few here (only
         # for a broken file, so the slow way is fine).
-        shown = ", ".join(str(n) for n in _ragged_rows(path, encoding, len(headers)))
+        shown = ", ".join(str(n) for n in _ragged_rows(path, encoding, len(headers), delimiter))
         raise ReadError(
             _("%(count)s line(s) do not have the %(columns)s values of the header line (lines %(lines)s).")
             % {"count": len(bad_rows), "columns": len(headers), "lines": shown or "?"}
@@ -161,10 +170,10 @@ def read_csv(path: Path, *, encoding: str = "") -> RawTable:
     return RawTable(table=table, headers=headers, format="csv", encoding=encoding)
 
 
-def _ragged_rows(path: Path, encoding: str, width: int, limit: int = 10) -> list[int]:
+def _ragged_rows(path: Path, encoding: str, width: int, delimiter: str, limit: int = 10) -> list[int]:
     found: list[int] = []
     with _text(path, encoding) as handle:
-        for number, row in enumerate(csv.reader(handle), start=1):
+        for number, row in enumerate(csv.reader(handle, delimiter=delimiter), start=1):
             if number > 1 and row and len(row) != width:
                 found.append(number)
                 if len(found) >= limit:
@@ -184,6 +193,10 @@ def _cell(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
+        if value.is_integer() and abs(value) >= 2**53:
+            # Beyond a float's exact integers (an 18-digit ID number Excel kept 15 digits of):
+            # written as Excel shows it, so that it reads as damaged rather than as other digits.
+            return f"{value:.15G}"
         return str(int(value)) if value.is_integer() else repr(value)
     return str(value)
 

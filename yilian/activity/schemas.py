@@ -7,7 +7,7 @@ import uuid
 
 from ninja import Schema
 
-from yilian.activity.columns import Kind
+from yilian.activity.columns import BatchKind
 from yilian.activity.models import BatchStatus
 from yilian.core.schemas import In
 
@@ -27,7 +27,7 @@ class ProgressOut(Schema):
 class BatchOut(Schema):
     id: uuid.UUID
     seq: int | None
-    kind: Kind
+    kind: BatchKind
     filename: str
     file_sha256: str
     status: BatchStatus
@@ -50,9 +50,33 @@ class BatchOut(Schema):
     withdrawal_reason: str
 
 
+class RepairOut(Schema):
+    column: str
+    repair: str
+    count: int
+
+
+class ImportReportOut(Schema):
+    """What was read. For front pages: the header dialect, stays and operations landed, Excel
+    damage repaired (per column and kind of repair), and how the stays' residence was placed
+    (``residence``: stays per basis; ``unknown_origin``: stays that could not be placed)."""
+
+    format: str = ""
+    encoding: str = ""
+    dialect: str | None = None
+    stays: int | None = None
+    operations: int | None = None
+    max_operations_per_stay: int | None = None
+    known_unused_columns: int | None = None
+    repairs: list[RepairOut] = []
+    residence: dict[str, int] = {}
+    unknown_origin: int | None = None
+
+
 class BatchDetailOut(BatchOut):
     coverage: dict[str, list[str]]
     ignored_columns: list[str]
+    report: ImportReportOut
     errors: list[RowErrorOut]
     failure: str
 

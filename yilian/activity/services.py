@@ -42,11 +42,21 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from yilian.activity import readers, store
-from yilian.activity.columns import DATE_COLUMN, FILE_KEY_COLUMNS, Kind, fact_schema
+from yilian.activity import frontpage, readers, store
+from yilian.activity.columns import (
+    BATCH_DATASETS,
+    DATE_COLUMN,
+    FILE_KEY_COLUMNS,
+    KEY_COLUMNS,
+    BatchKind,
+    Kind,
+    batch_kinds_of,
+    complete,
+    fact_schema,
+)
 from yilian.activity.models import BatchStatus, ImportBatch, StoreLock
 from yilian.activity.selectors import institution_codes_importable_by
-from yilian.activity.validation import MAX_ERRORS, InstitutionInfo, RowError, validate
+from yilian.activity.validation import MAX_ERRORS, InstitutionInfo, Outcome, RowError, identifier_key, validate
 from yilian.core.audit import audit_record
 from yilian.core.errors import Conflict
 from yilian.core.models import AuditAction
@@ -99,11 +109,17 @@ def _account(user: AnyUser | None) -> User | None:
 
 
 def _institutions(user: AnyUser | None) -> dict[str, InstitutionInfo]:
+    """Every way a file may name an institution (its code; its organisation code, unified social
+    credit code and licence registration number) -> the institution."""
     allowed = None if user is None else institution_codes_importable_by(user)
-    return {
-        code.lower(): InstitutionInfo(code=code, region_code=region, allowed=allowed is None or code in allowed)
-        for code, region in Institution.objects.values_list("code", "region__code")
-    }
+    found: dict[str, InstitutionInfo] = {}
+    rows = Institution.objects.values_list("code", "region__code", *Institution.IDENTIFIER_FIELDS)
+    for code, region, *identifiers in rows:
+        info = InstitutionInfo(code=code, region_code=region, allowed=allowed is None or code in allowed)
+        for name in (code, *identifiers):
+            if name:
+                found.setdefault(identifier_key(name), info)
+    return found
 
 
 def _lock() -> None:
@@ -146,28 +162,40 @@ def _summarise(kind: Kind, facts: pa.Table) -> _Summary:
 def _land(
     *,
     batch: ImportBatch,
-    kind: Kind,
-    facts: pa.Table,
+    kind: BatchKind | Kind,
+    facts: pa.Table | dict[Kind, pa.Table],
     user: AnyUser | None,
     audit_changes: dict[str, Any],
     progress: _Progress,
 ) -> ImportBatch:
     """Write the facts as the next batch and mark it landed, in one transaction with the
-    manifest row and the audit row; the files are removed if the transaction fails."""
-    summary = _summarise(kind, facts)
-    written: store.Written | None = None
-    progress("writing", 0, facts.num_rows)
+    manifest row and the audit row; the files are removed if the transaction fails.
+
+    A front-page batch writes two datasets under the same seq: its stays (discharges) and their
+    operations; the operations replace every earlier operation of the batch's stays, so a stay
+    re-imported without operations has none any more."""
+    datasets = BATCH_DATASETS[BatchKind(kind).value]
+    tables = facts if isinstance(facts, dict) else {datasets[0]: facts}
+    primary = tables[datasets[0]]
+    summary = _summarise(datasets[0], primary)
+    all_written: list[store.Written] = []
+    progress("writing", 0, primary.num_rows)
     try:
         with transaction.atomic():
             _lock()
             seq = int(ImportBatch.objects.aggregate(m=Max("seq"))["m"] or 0) + 1
-            earlier = [
-                int(s or 0)
-                for s in ImportBatch.objects.filter(kind=kind, seq__isnull=False, seq__lt=seq).values_list(
-                    "seq", flat=True
+            for dataset in datasets:
+                earlier = [
+                    int(s or 0)
+                    for s in ImportBatch.objects.filter(
+                        kind__in=batch_kinds_of(dataset), seq__isnull=False, seq__lt=seq
+                    ).values_list("seq", flat=True)
+                ]
+                replaces = None if dataset == datasets[0] else primary.select(list(KEY_COLUMNS[dataset]))
+                all_written.append(
+                    store.write_batch(kind=dataset, table=tables[dataset], seq=seq, earlier=earlier, replaces=replaces)
                 )
-            ]
-            written = store.write_batch(kind=kind, table=facts, seq=seq, earlier=earlier)
+            written = all_written[0]
             batch.seq = seq
             batch.status = BatchStatus.LANDED
             batch.rows_landed = written.rows
@@ -186,7 +214,7 @@ def _land(
                 obj=batch,
                 changes={
                     "event": "activity.batch_land",
-                    "kind": kind.value,
+                    "kind": BatchKind(kind).value,
                     "seq": seq,
                     "filename": batch.filename,
                     "rows_landed": written.rows,
@@ -196,10 +224,10 @@ def _land(
                 },
             )
     except BaseException:
-        if written is not None:
-            written.remove()
+        for each in all_written:
+            each.remove()
         raise
-    progress("writing", facts.num_rows, facts.num_rows, save=False)
+    progress("writing", primary.num_rows, primary.num_rows, save=False)
     return batch
 
 
@@ -211,10 +239,14 @@ def batch_land_table(
     must hold the import permission for every institution in the table."""
     kind = Kind(kind)
     schema = fact_schema(kind, with_batch_seq=False)
-    missing = [name for name in schema.names if name not in table.column_names]
+    missing = [
+        name
+        for name in schema.names
+        if name not in table.column_names and name not in ("residence_basis", "category_basis")
+    ]
     if missing:
         raise ValidationError(_("The table lacks the columns %(columns)s.") % {"columns": ", ".join(missing)})
-    facts = table.select(schema.names).cast(schema)
+    facts = complete(kind, table)
     keys = list(FILE_KEY_COLUMNS[kind])
     repeated = facts.group_by(keys).aggregate([([], "count_all")]).filter(pc.field("count_all") > 1)
     if repeated.num_rows:
@@ -266,15 +298,19 @@ def _write_rejects(batch: ImportBatch, rejects: pa.Table) -> Path:
 def batch_import(
     *,
     user: AnyUser,
-    kind: Kind,
+    kind: BatchKind | Kind | str,
     path: Path,
     filename: str,
     accept_valid: bool = False,
     progress: Progress | None = None,
 ) -> ImportResult:
     """Read, check and land one file. Returns the batch (landed or rejected), the first errors
-    and, with ``accept_valid`` and rejected rows, the path of the rejects file."""
-    kind = Kind(kind)
+    and, with ``accept_valid`` and rejected rows, the path of the rejects file.
+
+    ``kind`` front pages: a national front-page export (``yilian.activity.frontpage``), which lands
+    its stays as discharges and their operations in one batch; the batch's ``report`` says which
+    dialect and encoding were read, what was repaired and how the stays' residence was placed."""
+    kind = BatchKind(kind)
     require_perm(user, Permission.IMPORT_ACTIVITY)
     path = Path(path)
     sha256, encoding = readers.scan(path)
@@ -289,19 +325,40 @@ def batch_import(
     report = _Progress(batch, progress)
     try:
         report("reading", 0, 1)
-        raw = readers.read_file(kind, path, filename, encoding=encoding)
+        if kind == BatchKind.FRONTPAGES and Path(filename).suffix.lower() == ".json":
+            raise readers.ReadError(_("Front pages are read from CSV or Excel (.xlsx) files."))
+        dataset = Kind.DISCHARGES if kind == BatchKind.FRONTPAGES else Kind(kind)
+        raw = readers.read_file(dataset, path, filename, encoding=encoding)
         if raw.num_rows == 0:
             # A header line alone (an export that selected nothing) would land as an empty batch.
             raise readers.ReadError(_("The file has no rows of data under its column headers: nothing to import."))
         report("reading", 1, 1)
-        outcome = validate(
-            kind=kind,
-            raw=raw,
-            institutions=_institutions(user),
-            today=timezone.localdate(),
-            want_rejects=accept_valid,
-            progress=report,
-        )
+        outcome: Outcome | frontpage.FrontpageOutcome
+        if kind == BatchKind.FRONTPAGES:
+            outcome = frontpage.validate_frontpages(
+                raw=raw,
+                institutions=_institutions(user),
+                today=timezone.localdate(),
+                want_rejects=accept_valid,
+                progress=report,
+            )
+            facts: pa.Table | dict[Kind, pa.Table] = {
+                Kind.DISCHARGES: outcome.discharges,
+                Kind.OPERATIONS: outcome.operations,
+            }
+            landing = outcome.discharges.num_rows
+            batch.report = outcome.report
+        else:
+            outcome = validate(
+                kind=Kind(kind),
+                raw=raw,
+                institutions=_institutions(user),
+                today=timezone.localdate(),
+                want_rejects=accept_valid,
+                progress=report,
+            )
+            facts, landing = outcome.facts, outcome.facts.num_rows
+            batch.report = {"format": raw.format, "encoding": raw.encoding}
     except readers.ReadError as exc:
         errors = [RowError(row=0, column="", message=str(exc))]
         rejected = _reject(batch, user, errors, 1, rows_total=0, rows_rejected=0, ignored=[])
@@ -314,7 +371,7 @@ def batch_import(
     batch.errors = [{"row": e.row, "column": e.column, "message": e.message} for e in outcome.errors]
     batch.errors_total = outcome.errors_total
     batch.rows_rejected = outcome.rows_rejected
-    if outcome.errors_total and (not accept_valid or outcome.facts.num_rows == 0 or outcome.rejects is None):
+    if outcome.errors_total and (not accept_valid or landing == 0 or outcome.rejects is None):
         rejected = _reject(
             batch,
             user,
@@ -333,7 +390,7 @@ def batch_import(
         _land(
             batch=batch,
             kind=kind,
-            facts=outcome.facts,
+            facts=facts,
             user=user,
             audit_changes={
                 "source": "file",

@@ -150,10 +150,14 @@ def _superseded_keys(kind: Kind, table: pa.Table, seq: int, earlier: Sequence[in
     return result
 
 
-def write_batch(*, kind: Kind, table: pa.Table, seq: int, earlier: Sequence[int]) -> Written:
+def write_batch(
+    *, kind: Kind, table: pa.Table, seq: int, earlier: Sequence[int], replaces: pa.Table | None = None
+) -> Written:
     """Write one batch's facts (fact schema without ``batch_seq``) as batch ``seq``, and the keys
-    it takes over from the batches ``earlier`` (every batch of the kind with files and a lower
-    seq, landed or withdrawn: whether they count is decided when reading)."""
+    it takes over from the batches ``earlier`` (every batch with files of the kind and a lower
+    seq, landed or withdrawn: whether they count is decided when reading). ``replaces`` (the key
+    columns) names the records taken over when they are not the facts' own: a front-page batch's
+    operations replace those of all its stays, including stays that now have none."""
     written = Written()
     target = batch_dir(kind, seq)
     if target.exists():
@@ -169,7 +173,7 @@ def write_batch(*, kind: Kind, table: pa.Table, seq: int, earlier: Sequence[int]
         tmp.rename(target)
         written.paths.append(target)
         written.rows = facts.num_rows
-        superseded = _superseded_keys(kind, facts, seq, earlier)
+        superseded = _superseded_keys(kind, facts if replaces is None else replaces, seq, earlier)
         written.rows_replaced = superseded.num_rows
         if superseded.num_rows:
             sup_tmp = _tmp_path(superseded_dir(kind), f"batch={seq}")

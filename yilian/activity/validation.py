@@ -90,6 +90,8 @@ class Outcome:
     ignored_columns: list[str]
     rejects: pa.Table | None = None
     notes: list[str] = field(default_factory=list)
+    fact_rows: pa.Array | None = None  # the file row of each fact (when asked for)
+    rejected_rows: pa.Array | None = None  # the file rows rejected (when asked for)
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,12 @@ class InstitutionInfo:
     code: str
     region_code: str
     allowed: bool
+
+
+def identifier_key(value: str) -> str:
+    """An institution identifier as looked up: lower case, without spaces and hyphens (组织机构代码
+    are written ``47000001-X`` and ``47000001X``)."""
+    return "".join(ch for ch in value.strip().lower() if ch not in " -\u3000")
 
 
 def map_headers(kind: Kind, headers: list[str]) -> HeaderMap:
@@ -147,11 +155,15 @@ class _Rule:
 class _Builder:
     """Builds the checking and the fact-building SQL for one dataset and header map."""
 
-    def __init__(self, kind: Kind, headers: HeaderMap, today: dt.date) -> None:
+    def __init__(
+        self, kind: Kind, headers: HeaderMap, today: dt.date, spec: tuple[Column, ...], silent: frozenset[str]
+    ) -> None:
         self.kind = kind
         self.present = headers.index
-        self.columns = {c.name: c for c in COLUMNS[kind]}
+        self.spec = spec
+        self.columns = {c.name: c for c in spec}
         self.today = today
+        self.silent = silent
         self.rules: list[_Rule] = []
 
     def has(self, name: str) -> bool:
@@ -163,7 +175,7 @@ class _Builder:
     def typed(self) -> list[str]:
         """SELECT items of the typed columns (``t_<name>``), from the trimmed strings."""
         items: list[str] = []
-        for column in COLUMNS[self.kind]:
+        for column in self.spec:
             v = self.raw(column.name)
             name = column.name
             if column.type == ColumnType.DATE:
@@ -185,6 +197,7 @@ class _Builder:
                 items.append(f"upper({v}) AS t_{name}")
             elif name == "institution_code":
                 items.append(f"lower({v}) AS t_{name}")
+                items.append(f"regexp_replace(lower({v}), '[\\s\u3000-]', '', 'g') AS t_institution_key")
             else:
                 items.append(f"{v} AS t_{name}")
         return items
@@ -194,7 +207,7 @@ class _Builder:
 
     def build_rules(self) -> None:
         today = _lit(self.today.isoformat())
-        for column in COLUMNS[self.kind]:
+        for column in self.spec:
             name = column.name
             if not self.has(name):
                 continue
@@ -305,7 +318,10 @@ class _Builder:
                     _Rule(
                         name,
                         f"{v} IS NOT NULL AND i_region IS NULL",
-                        _("Unknown institution code “%(value)s”."),
+                        _(
+                            "Unknown institution “%(value)s”: no institution in the registry has this code, "
+                            "organisation code, unified social credit code or licence number."
+                        ),
                         value=v,
                     )
                 )
@@ -374,7 +390,16 @@ class _Builder:
         for field_ in fact_schema(self.kind, with_batch_seq=False):
             name = field_.name
             column = self.columns.get(name)
-            if name == "patient_key":
+            if name == "institution_code":
+                items.append("coalesce(i_code, t_institution_code) AS institution_code")
+            elif name == "residence_basis" and not self.has("residence_basis"):
+                items.append(
+                    "CASE WHEN regexp_full_match(t_residence_region, '[0-9]{6}') THEN 'region_code' "
+                    "ELSE 'unknown' END AS residence_basis"
+                )
+            elif name == "category_basis" and not self.has("category_basis"):
+                items.append("'file' AS category_basis")
+            elif name == "patient_key":
                 items.append(f"{pseudonymise_sql('t_patient_id')} AS patient_key")
             elif name == "origin":
                 items.append(f"{origin} AS origin")
@@ -392,10 +417,14 @@ class _Builder:
 
 
 def _region_table(institutions: dict[str, InstitutionInfo]) -> pa.Table:
+    """One row per way of naming an institution (its code, and its external identifiers when the
+    caller listed them under their ``identifier_key``)."""
+    keys = list(institutions)
     infos = list(institutions.values())
     return pa.table(
         {
-            "code": pa.array([i.code.lower() for i in infos], pa.string()),
+            "code": pa.array(keys, pa.string()),
+            "canonical": pa.array([i.code for i in infos], pa.string()),
             "region": pa.array([i.region_code for i in infos], pa.string()),
             "allowed": pa.array([i.allowed for i in infos], pa.bool_()),
         }
@@ -425,11 +454,25 @@ def validate(
     today: dt.date,
     want_rejects: bool = False,
     progress: Callable[[str, int, int], None] | None = None,
+    spec: tuple[Column, ...] | None = None,
+    header_map: HeaderMap | None = None,
+    labels: dict[str, str] | None = None,
+    slot_headers: dict[tuple[int, str], str] | None = None,
+    silent: frozenset[str] = frozenset(),
+    want_rows: bool = False,
 ) -> Outcome:
     """Check every row and build the facts of the valid ones. ``institutions`` maps every known
-    institution code (lower case) to its region code and whether the user may import for it."""
+    institution code (lower case) to its region code and whether the user may import for it.
+
+    A caller that has already prepared the columns (the front-page reader) passes ``spec`` (the
+    columns checked, instead of the dataset's), ``header_map``, ``labels`` (the header to name in
+    an error, per column), ``slot_headers`` (per ``RawTable.slots`` value and column: for the
+    operations unpivoted from numbered columns), ``silent`` (columns whose failed rules reject the
+    row without an error of their own: they were reported elsewhere) and ``want_rows`` (the row
+    number of each fact and of each rejected row)."""
     kind = Kind(kind)
-    headers = map_headers(kind, raw.headers)
+    spec = spec or COLUMNS[kind]
+    headers = header_map or map_headers(kind, raw.headers)
     total = raw.num_rows
     if headers.missing:
         missing = missing_column_errors(headers)
@@ -442,13 +485,16 @@ def validate(
             ignored_columns=headers.ignored,
         )
     report = progress or (lambda stage, done, all_: None)
-    builder = _Builder(kind, headers, today)
+    builder = _Builder(kind, headers, today, spec, silent)
     builder.build_rules()
 
     rows = (
         raw.row_numbers if raw.row_numbers is not None else pa.array(np.arange(total, dtype=np.int64) + raw.first_row)
     )
-    source = pa.table({**{name: raw.table.column(position) for name, position in headers.index.items()}, "__row": rows})
+    extra = {"__slot": raw.slots} if raw.slots is not None else {"__slot": pa.nulls(total, pa.int16())}
+    source = pa.table(
+        {**{name: raw.table.column(position) for name, position in headers.index.items()}, "__row": rows, **extra}
+    )
     con = duckdb.connect()
     try:
         con.register("source", source)
@@ -501,10 +547,11 @@ def validate(
         con.sql(
             f"""
             CREATE TEMP VIEW checked AS
-            WITH s AS (SELECT {trimmed}, __row FROM source),
+            WITH s AS (SELECT {trimmed}, __row, __slot FROM source),
                  t AS (SELECT s.*, {", ".join(builder.typed())} FROM s),
-                 j AS (SELECT t.*, institutions.region AS i_region, coalesce(institutions.allowed, false) AS i_allowed
-                       FROM t LEFT JOIN institutions ON institutions.code = t.t_institution_code),
+                 j AS (SELECT t.*, institutions.canonical AS i_code, institutions.region AS i_region,
+                              coalesce(institutions.allowed, false) AS i_allowed
+                       FROM t LEFT JOIN institutions ON institutions.code = t.t_institution_key),
                  k AS (SELECT j.*, {seq_item} FROM j),
                  x AS (SELECT k.*, dups.__first_row FROM k LEFT JOIN dups ON {key_join}),
                  y AS (SELECT x.*, {flags} FROM x)
@@ -514,50 +561,74 @@ def validate(
         report("validating", 1, 3)
         items = ", ".join(builder.fact_items())
         result = con.sql(
-            f"SELECT {items}, __bad FROM checked",
+            f"SELECT {items}, __bad, __row FROM checked",
             params=pad_parameters() if "$ipad" in items else None,
         ).to_arrow_table()
         flags_column = result.column("__bad")
         rows_rejected = int(pc.sum(flags_column.cast(pa.int64())).as_py() or 0)
+        rejected_rows = None
         if rows_rejected:
+            if want_rows:
+                rejected_rows = result.column("__row").filter(flags_column).combine_chunks()
             result = result.filter(pc.invert(flags_column))
-        facts = result.drop_columns(["__bad"]).cast(fact_schema(kind, with_batch_seq=False))
+        fact_rows = result.column("__row").combine_chunks() if want_rows else None
+        if want_rows and rejected_rows is None:
+            rejected_rows = pa.array([], pa.int64())
+        facts = result.drop_columns(["__bad", "__row"]).cast(fact_schema(kind, with_batch_seq=False))
         del result, flags_column
         report("validating", 2, 3)
 
         header_of = {name: raw.headers[position] for name, position in headers.index.items()}
+        header_of.update(labels or {})
         messages = pa.table(
             {
                 "rule": pa.array(range(len(builder.rules)), pa.int64()),
+                "col": pa.array([r.column for r in builder.rules], pa.string()),
                 "header": pa.array([header_of.get(r.column, r.column) for r in builder.rules], pa.string()),
                 "template": pa.array([r.message for r in builder.rules], pa.string()),
             }
         )
         con.register("messages", messages)
+        slot_items = list((slot_headers or {}).items())
+        con.register(
+            "slot_headers",
+            pa.table(
+                {
+                    "slot": pa.array([k[0] for k, _h in slot_items], pa.int16()),
+                    "col": pa.array([k[1] for k, _h in slot_items], pa.string()),
+                    "header": pa.array([h for _k, h in slot_items], pa.string()),
+                }
+            ),
+        )
         errors: list[RowError] = []
         errors_total = 0
         rejects = None
         if rows_rejected:
             con.sql("CREATE TEMP TABLE rejected AS SELECT * FROM checked WHERE __bad")
             union = "\nUNION ALL\n".join(
-                f"SELECT __row, {i} AS rule, CAST({rule.value} AS VARCHAR) AS value, "
+                f"SELECT __row, __slot, {i} AS rule, CAST({rule.value} AS VARCHAR) AS value, "
                 f"CAST({rule.expected} AS VARCHAR) AS expected FROM rejected WHERE e{i}"
                 for i, rule in enumerate(builder.rules)
+                if rule.column not in silent
+            ) or (
+                "SELECT CAST(NULL AS BIGINT) AS __row, CAST(NULL AS SMALLINT) AS __slot, 0 AS rule, "
+                "'' AS value, '' AS expected WHERE false"
             )
             con.sql(
                 f"""
                 CREATE TEMP TABLE errors AS
-                SELECT e.__row, e.rule, m.header,
+                SELECT e.__row, e.rule, coalesce(sh.header, m.header) AS header,
                        replace(replace(m.template, '%(value)s', coalesce(e.value, '')),
                                '%(expected)s', coalesce(e.expected, '')) AS message
                 FROM ({union}) e JOIN messages m USING (rule)
+                LEFT JOIN slot_headers sh ON sh.slot = e.__slot AND sh.col = m.col
                 """
             )
             errors_total = _count(con, "SELECT count(*) FROM errors")
             first = con.sql(f"SELECT __row, header, message FROM errors ORDER BY __row, rule LIMIT {MAX_ERRORS}")
             errors = [RowError(row=int(r), column=str(h), message=str(m)) for r, h, m in first.fetchall()]
             if want_rejects:
-                rejects = _rejects(con, kind, raw, headers)
+                rejects = _rejects(con, kind, raw, headers, labels or {})
         report("validating", 3, 3)
     finally:
         con.close()
@@ -569,6 +640,8 @@ def validate(
         rows_rejected=rows_rejected,
         ignored_columns=headers.ignored,
         rejects=rejects,
+        fact_rows=fact_rows,
+        rejected_rows=rejected_rows,
     )
 
 
@@ -592,12 +665,14 @@ def mask_sql(expression: str) -> str:
     )
 
 
-def _rejects(con: duckdb.DuckDBPyConnection, kind: Kind, raw: RawTable, headers: HeaderMap) -> pa.Table:
+def _rejects(
+    con: duckdb.DuckDBPyConnection, kind: Kind, raw: RawTable, headers: HeaderMap, labels: dict[str, str]
+) -> pa.Table:
     """The rejected rows: the recognised columns under their headers as given (patient identifiers
     masked; unrecognised columns left out, as they may hold anything) plus the errors of the row."""
     items = []
     for name, position in sorted(headers.index.items(), key=lambda item: item[1]):
-        header = raw.headers[position].replace('"', '""')
+        header = labels.get(name, raw.headers[position]).replace('"', '""')
         value = mask_sql(f'c."{name}"') if name == "patient_id" else f'c."{name}"'
         items.append(f'{value} AS "{header}"')
     table = con.sql(

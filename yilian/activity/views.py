@@ -29,7 +29,7 @@ from django.utils.translation import pgettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from yilian.activity import selectors, services
-from yilian.activity.columns import Kind
+from yilian.activity.columns import BatchKind
 from yilian.activity.forms import (
     BatchFilterForm,
     UploadForm,
@@ -38,6 +38,7 @@ from yilian.activity.forms import (
     max_upload_bytes,
     staged_file,
 )
+from yilian.activity.frontpage import read_report
 from yilian.activity.models import BatchStatus, ImportBatch
 from yilian.core.audit import audit_record
 from yilian.core.errors import Conflict
@@ -140,7 +141,7 @@ def _upload(request: HttpRequest, user: User) -> HttpResponse:
         with staged_file(upload) as path:
             result = services.batch_import(
                 user=user,
-                kind=Kind(form.cleaned_data["kind"]),
+                kind=BatchKind(form.cleaned_data["kind"]),
                 path=path,
                 filename=clean_filename(upload),
                 accept_valid=form.cleaned_data["accept_valid"],
@@ -248,6 +249,7 @@ def _detail(
         "withdraw_form": withdraw_form or WithdrawForm(),
         "stage_label": stage_label(batch.progress_stage),
         "coverage": sorted((code, ", ".join(months)) for code, months in (batch.coverage or {}).items()),
+        "report": read_report(batch.report or {}),
     }
     return render(request, "activity/batch.html", context, status=status)
 

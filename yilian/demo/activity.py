@@ -51,7 +51,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from django.conf import settings
 
-from yilian.activity.columns import Kind, fact_schema
+from yilian.activity.columns import Kind, complete, fact_schema
 from yilian.registry.models import Discipline
 
 D = Discipline
@@ -751,7 +751,7 @@ def generate_visits(*, seed: int, round_no: int, years: Sequence[int], multiplie
 
 def _sorted(table: pa.Table, kind: Kind) -> pa.Table:
     date_column = "visit_date" if kind == Kind.VISITS else "discharge_date"
-    table = table.cast(fact_schema(kind, with_batch_seq=False))
+    table = complete(kind, table)
     return table.sort_by([("institution_code", "ascending"), (date_column, "ascending")])
 
 
@@ -871,7 +871,7 @@ def generate_inpatient(
     stays = _Stays(rows.institution, department, record_id, discharge, los, main_op, robot)
     operations = _operations(rng, stays, depts)
     return (
-        _sorted(discharges.select(fact_schema(Kind.DISCHARGES, with_batch_seq=False).names), Kind.DISCHARGES),
+        _sorted(discharges, Kind.DISCHARGES),
         _sorted(operations, Kind.OPERATIONS),
     )
 

@@ -142,3 +142,62 @@ def test_a_wrong_file_comes_back_on_the_form_without_leaving_the_page(page: Page
     page.locator("#upload-submit").click()
     expect(page).to_have_url(re.compile(r"/activity/[0-9a-f-]{36}/$"))
     assert not ImportBatch.objects.filter(filename="visits.txt").exists()
+
+
+def test_a_front_page_export_lands_with_what_was_read_repaired_and_placed(
+    page: Page, site: str, tmp_path: Path
+) -> None:
+    """A month of the hospital's front pages in the 2019 interface codes, GB18030, as Excel left it:
+    the batch page names the dialect and encoding, lists the repairs and how residences were placed."""
+    from yilian.activity.tests.frontpage_files import Op, Stay, build, write
+    from yilian.registry.models import Institution
+
+    org_code = Institution.objects.get(code="qzph").org_code
+    addresses = [
+        "浙江省衢州市开化县华埠镇新华路12号",
+        "衢州市柯城区府山街道",
+        "贵州省毕节市七星关区",
+        "",
+        "江山市贺村镇",
+    ]
+    stays = []
+    for n in range(24):
+        ops = [Op("01.2401", "开颅血肿清除术", "2025-03-03", "4.0", "周医生", "1")] if n % 2 else []
+        if n == 5:
+            ops = [Op(f"{36 + k % 3:02d}.0{k % 9 + 1}01", "", "2025-03-04", "3") for k in range(41)]
+        stays.append(
+            Stay(
+                institution=org_code,
+                record_no=f"BA2025{n:04d}",
+                admission_count="1.0" if n % 3 == 0 else "1",
+                admitted="2025年3月1日" if n % 4 == 0 else "2025-03-01 08:30:00",
+                discharged="20250309" if n % 4 == 1 else "2025-03-09 10:00:00",
+                id_number="",
+                address=addresses[n % len(addresses)],
+                postcode="324000" if n % 5 == 3 else "-",
+                department="402" if n % 6 == 0 else "0402",
+                length_of_stay="8",
+                ops=ops,
+            )
+        )
+    upload = write(tmp_path / "衢州市人民医院-病案首页-2025-03.csv", build("hqms2019", stays), encoding="gb18030")
+    page.set_viewport_size({"width": 1280, "height": 1100})
+    log_in(page, site, "quality")
+    page.goto(f"{site}/activity/")
+    page.locator("#id_kind").select_option("frontpages")
+    page.locator("#id_file").set_input_files(str(upload))
+    page.locator("#upload-submit").click()
+    expect(page).to_have_url(re.compile(r"/activity/[0-9a-f-]{36}/$"))
+    batch = ImportBatch.objects.get(uploaded_by__username="quality", kind="frontpages")
+    assert batch.status == BatchStatus.LANDED, batch.errors[:5]
+    expect(page.locator("#batch-status [data-status]")).to_have_attribute("data-status", "landed")
+    report = page.locator("#batch-report")
+    expect(report).to_contain_text("GB18030")
+    expect(page.locator("#report-dialect")).to_contain_text(re.compile("2019"))
+    expect(page.locator("#report-operations")).to_contain_text("24")
+    expect(page.locator("#report-operations")).to_contain_text("41")
+    expect(page.locator("#report-repairs")).to_contain_text("A49")
+    expect(page.locator("#report-repairs")).to_contain_text("B16C")
+    expect(page.locator("#report-residence")).to_be_visible()
+    report.scroll_into_view_if_needed()
+    shot(page, "activity-frontpage-batch")

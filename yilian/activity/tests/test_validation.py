@@ -192,7 +192,12 @@ def test_icd10_shape_and_upper_case() -> None:
 
 def test_institution_unknown_or_not_allowed() -> None:
     assert errors(Kind.VISITS, [visit(institution_code="nowhere"), visit(visit_id="2", institution_code="bjfph")]) == [
-        (2, "机构代码", "Unknown institution code “nowhere”."),
+        (
+            2,
+            "机构代码",
+            "Unknown institution “nowhere”: no institution in the registry has this code, organisation code, "
+            "unified social credit code or licence number.",
+        ),
         (3, "机构代码", "You may not import data for the institution “bjfph”."),
     ]
     # Codes are matched case-insensitively and stored as registered.

@@ -212,7 +212,10 @@ def test_the_commission_viewer_cannot_open_the_imports_or_upload(login: Any) -> 
     [
         ({"kind": "visits", "file": ("visits.txt", b"a,b\n1,2\n")}, "Upload a .csv, .xlsx or .json (FHIR bundle) file"),
         ({"kind": "visits", "file": ("visits.csv", b"")}, "The file is empty."),
-        ({"kind": "", "file": ("visits.csv", b"x")}, "Choose the dataset: discharges, operations or visits."),
+        (
+            {"kind": "", "file": ("visits.csv", b"x")},
+            "Choose the dataset: discharges, operations, visits or front pages.",
+        ),
         ({"kind": "surgeries", "file": ("visits.csv", b"x")}, "Select a valid choice."),
         ({"kind": "visits"}, "Choose a file."),
     ],
