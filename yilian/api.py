@@ -19,6 +19,7 @@ from ninja.security import APIKeyCookie, HttpBearer
 
 from yilian.activity.api import router as activity_router
 from yilian.capability.api import router as capability_router
+from yilian.catalogues.api import router as catalogues_router
 from yilian.consults.api import router as consults_router
 from yilian.consults.workflow import TransitionNotAllowed as ConsultTransitionNotAllowed
 from yilian.core.errors import Conflict
@@ -63,8 +64,9 @@ api = NinjaAPI(
         "two-way referrals with their patients, green-channel (time-critical) transfers, the caller's "
         "notifications, satisfaction surveys, expert stationing (programmes, assignments, rosters, check-ins, "
         "work logs), teleconsultations, clinical-activity imports (discharges, operations, visits), the "
-        "indicators computed from them, and capability building (techniques, transfer ledgers, surgical privileges, "
-        "regional firsts, teaching, training programmes)."
+        "indicators computed from them, the operation catalogues that decide how operations count (classification, "
+        "level-4 and minimally invasive catalogues, institutions' own lists), and capability building (techniques, "
+        "transfer ledgers, surgical privileges, regional firsts, teaching, training programmes)."
     ),
     auth=[BearerToken(), BrowserSession()],
     urls_namespace="api",
@@ -202,3 +204,4 @@ api.add_router("/", consults_router)
 api.add_router("/", activity_router)
 api.add_router("/", indicators_router)
 api.add_router("/", capability_router)
+api.add_router("/", catalogues_router)

@@ -77,6 +77,7 @@ INSTALLED_APPS = [
     "yilian.consults",
     "yilian.capability",
     "yilian.activity",
+    "yilian.catalogues",
     "yilian.indicators",
     "yilian.web",
     "yilian.demo",

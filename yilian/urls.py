@@ -21,6 +21,7 @@ urlpatterns = [
     path("consults/", include("yilian.consults.urls")),
     path("activity/", include("yilian.activity.urls")),
     path("indicators/", include("yilian.indicators.urls")),
+    path("catalogues/", include("yilian.catalogues.urls")),
     path("capability/", include("yilian.capability.urls")),
     path("s/<str:token>/", referral_views.status_page, name="referral_status"),
     # Public survey pages (no login): a one-time answer link, and a department poster's QR code.

@@ -82,6 +82,11 @@ class Permission(models.TextChoices):
         "capability.manage_training",
         _("Run master-doctor studios and backbone training: mentees, milestones, assessments"),
     )
+    MANAGE_CATALOGUES = "catalogues.manage_national", _("Load the national operation catalogues")
+    MANAGE_INSTITUTION_MI = (
+        "catalogues.manage_institution_list",
+        _("Keep one's institution's own list of minimally invasive operation codes"),
+    )
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -114,6 +119,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.CLAIM_FIRSTS,
             Permission.LEAD_TEACHING,
             Permission.MANAGE_TRAINING,
+            Permission.MANAGE_CATALOGUES,
         }
     ),
     Role.HOSPITAL_ADMIN: frozenset(
@@ -140,6 +146,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.CLAIM_FIRSTS,
             Permission.LEAD_TEACHING,
             Permission.MANAGE_TRAINING,
+            Permission.MANAGE_INSTITUTION_MI,
         }
     ),
     Role.DOCTOR: frozenset(

@@ -103,6 +103,7 @@ def value_out(v: IndicatorValue) -> dict[str, Any]:
         "coverage": {"share": v.coverage.share, "note": v.coverage.note},
         "previous": v.previous,
         "yoy": v.yoy,
+        "basis": list(v.basis),
     }
 
 

@@ -25,9 +25,11 @@ DEFAULT_INDICATORS: list[dict[str, Any]] = [
         "code": "surgery_share",
         "name_zh": "出院患者手术占比",
         "name_en": "Surgery share of discharges",
-        "definition_zh": "出院患者中施行手术或介入治疗的人数（一次住院多次手术计一次）÷ 同期出院患者总数 × 100%。",
+        "definition_zh": "出院患者中施行手术或介入治疗的人数（一次住院多次手术计一次）÷ 同期出院患者总数 × 100%"
+        "（手术操作类别按已导入的国家手术操作分类认定，分类未列的编码按上报的类别）。",
         "definition_en": "Discharged stays with at least one surgery or interventional treatment (several "
-        "operations in one stay count once) ÷ all discharges in the period × 100 %.",
+        "operations in one stay count once) ÷ all discharges in the period × 100 % (the category by the "
+        "national operation classification where one is loaded, else as reported).",
         "programme": "national_appraisal",
         "unit": "percent",
         "factor": 100,
@@ -38,9 +40,11 @@ DEFAULT_INDICATORS: list[dict[str, Any]] = [
         "code": "minimally_invasive_share",
         "name_zh": "出院患者微创手术占比",
         "name_en": "Minimally invasive share",
-        "definition_zh": "施行微创手术的出院患者人数 ÷ 同期出院患者手术人数 × 100%。",
+        "definition_zh": "施行微创手术的出院患者人数 ÷ 同期出院患者手术人数 × 100%（微创手术按已导入的国家微创手术目录"
+        "认定；未导入目录的期间按本机构的微创手术编码清单和上报的微创标识）。",
         "definition_en": "Discharged stays with a minimally invasive operation ÷ discharged stays with surgery "
-        "or intervention × 100 %.",
+        "or intervention × 100 % (minimally invasive by the national catalogue where one is loaded for the "
+        "period, else by the institution's own code list and the reported flag).",
         "programme": "national_appraisal",
         "unit": "percent",
         "factor": 100,
@@ -55,16 +59,18 @@ DEFAULT_INDICATORS: list[dict[str, Any]] = [
         "code": "level4_share",
         "name_zh": "出院患者四级手术比例",
         "name_en": "Level-4 operation share",
-        "definition_zh": "施行四级手术的出院患者人数 ÷ 同期出院患者手术人数 × 100%（手术级别取医院上报的级别）。",
+        "definition_zh": "施行四级手术的出院患者人数 ÷ 同期出院患者手术人数 × 100%（四级手术按已导入的国家四级手术目录"
+        "认定；未导入目录的期间取医院上报的手术级别）。",
         "definition_en": "Discharged stays with a level-4 operation ÷ discharged stays with surgery or "
-        "intervention × 100 % (level as reported by the hospital).",
+        "intervention × 100 % (level 4 by the national level-4 catalogue where one is loaded for the period, "
+        "else the level reported by the hospital).",
         "programme": "national_appraisal",
         "unit": "percent",
         "factor": 100,
         "numerator": {
             "source": "operations",
             "measure": "distinct:record_id",
-            "where": [SURGERY, ["operation_level", "=", 4]],
+            "where": [SURGERY, ["level4", "=", True]],
         },
         "denominator": STAYS_WITH_SURGERY,
     },

@@ -49,6 +49,7 @@ FACT_COLUMNS: dict[str, dict[str, str]] = {
         "sex": "string",
         "age": "int",
         "residence_region": "string",
+        "residence_basis": "string",
         "origin": "string",
         "principal_diagnosis": "string",
         "discharge_outcome": "string",
@@ -66,8 +67,18 @@ FACT_COLUMNS: dict[str, dict[str, str]] = {
         "operation_code": "string",
         "operation_name": "string",
         "operation_level": "int",
+        # Derived by the catalogues (``yilian.catalogues.selectors.operations_with_basis``), at the
+        # discharge date: the classification's category where it lists the code, else the file's
+        # (``category_basis``: catalogue | file | code_chapter); level 4 by the level-4 catalogue,
+        # else the reported level (``level4_basis``: catalogue | reported); minimally invasive by
+        # the national catalogue, else the institution's own list or the reported flag
+        # (``mi_basis``: catalogue | institution_list | reported).
         "category": "string",
+        "category_basis": "string",
+        "level4": "bool",
+        "level4_basis": "string",
         "minimally_invasive": "bool",
+        "mi_basis": "string",
         "robot_assisted": "bool",
         "operator": "string",
         "operator_role": "string",

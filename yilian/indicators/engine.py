@@ -7,6 +7,10 @@ Rules it enforces (docs/indicators.md, "Indicators"):
 - The facts are read only through ``yilian.activity.facts.current_facts`` (active batches, latest
   version of each record). On DuckDB one in-process connection stays open and warm; the tables
   are fetched again when ``facts.store_version()`` changes. The same expressions run on PySpark.
+- The operations are read with the columns the operation catalogues decide (category, level 4,
+  minimally invasive, each with its basis: ``yilian.catalogues.selectors.operations_with_basis``);
+  they are fetched again when a catalogue is loaded or withdrawn. Each value lists, in ``basis``,
+  which catalogue or report decided the derived columns its conditions use.
 - Operational sources (referrals, green channel, stationing, consultations) are read through those
   apps' figure selectors as the acting user (``yilian.indicators.sources``): the green channel once
   per run of months, the others once per period, whatever the number of indicators and org units;
@@ -43,6 +47,14 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from yilian.activity.columns import Kind
+from yilian.catalogues.selectors import (
+    BASIS_COLUMNS,
+    CatalogueState,
+    basis_sentences,
+    catalogue_stamp,
+    catalogue_state,
+    operations_with_basis,
+)
 from yilian.indicators import dsl
 from yilian.indicators.dsl import Measure
 from yilian.indicators.models import Direction, Indicator
@@ -113,6 +125,10 @@ class IndicatorValue:
     coverage: Coverage
     previous: float | None = None
     yoy: float | None = None
+    # What the figure rests on, in words: for each catalogue-derived column its conditions use
+    # (category, level 4, minimally invasive, reported level), which catalogue decided it over the
+    # period, from when, or that the hospitals' reports did (``yilian.catalogues.selectors``).
+    basis: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -263,18 +279,22 @@ class _Registry:
 
 
 class _Backends:
-    """One warm connection per backend, and the fact tables of the current store version."""
+    """One warm connection per backend, and the fact tables of the current store version. The
+    operations carry the columns the catalogues derive, so they are fetched again also when a
+    catalogue is loaded or withdrawn (``catalogue_stamp``)."""
 
     def __init__(self) -> None:
         self.lock = threading.RLock()
         self.connections: dict[str, ibis.BaseBackend] = {}
         self.version: str | None = None
+        self.catalogues: str | None = None
         self.tables: dict[tuple[str, str], ir.Table | None] = {}
 
     def reset(self) -> None:
         """Forget the fact tables (they are fetched again on the next call)."""
         with self.lock:
             self.version = None
+            self.catalogues = None
             self.tables.clear()
 
     def connection(self, backend: str) -> ibis.BaseBackend:
@@ -296,6 +316,12 @@ class _Backends:
         if version != self.version:
             self.version = version
             self.tables.clear()
+        if kind == Kind.OPERATIONS:
+            stamp = catalogue_stamp()
+            if stamp != self.catalogues:
+                self.catalogues = stamp
+                for key in [k for k in self.tables if k[1] == kind]:
+                    del self.tables[key]
         if (backend, kind) not in self.tables:
             try:
                 table = facts.current_facts(self.connection(backend), Kind(kind))
@@ -304,6 +330,8 @@ class _Backends:
                     raise
                 logger.warning("Activity facts of %s are listed but their files are missing: %s", kind, exc)
                 table = None
+            if table is not None and kind == Kind.OPERATIONS:
+                table = operations_with_basis(table)
             self.tables[(backend, kind)] = table
         return self.tables[(backend, kind)]
 
@@ -648,6 +676,11 @@ class _Parsed:
     def residence(self) -> bool:
         return any(m.attribute_to == "residence" for m in self.measures)
 
+    @property
+    def basis_columns(self) -> set[str]:
+        """The catalogue-derived operation columns its conditions use."""
+        return {c[0] for m in self.measures if m.source == "operations" for c in m.where} & BASIS_COLUMNS
+
 
 def _parse(indicator: Indicator) -> _Parsed:
     den = dsl.parse_measure(indicator.denominator) if indicator.denominator is not None else None
@@ -738,6 +771,7 @@ def evaluate(
     results, operational = _compute(user, parsed, orgs, grain, all_periods, department, backend_name, reg)
     index = _CoverageIndex(backend_name)
     detail = institutions_in_detail(user) if department else None
+    catalogues = catalogue_state() if any(p.basis_columns for p in parsed) else None
 
     def one(p: _Parsed, org: OrgUnit, period: Period) -> tuple[float | None, float | None, float | None, Coverage]:
         coverage, fact_data = _coverage(p.sources, p.residence, org, period, reg, index)
@@ -783,9 +817,19 @@ def evaluate(
                         coverage=coverage,
                         previous=previous,
                         yoy=yoy,
+                        basis=_basis(catalogues, p, org, period, reg),
                     )
                 )
     return out
+
+
+def _basis(catalogues: CatalogueState | None, p: _Parsed, org: OrgUnit, period: Period, reg: _Registry) -> list[str]:
+    """Which catalogue (or the hospitals' reports) decided the derived columns the indicator uses."""
+    columns = p.basis_columns
+    if catalogues is None or not columns:
+        return []
+    codes = reg.province_codes(reg.org_prefix[org.key]) if p.residence else reg.org_codes[org.key]
+    return basis_sentences(catalogues, columns, start=period.start, end=period.end, institution_codes=codes)
 
 
 def _department_hidden_note() -> str:

@@ -149,7 +149,8 @@ def period_text(period: Any) -> str:
 
 
 def values_table(indicator: Indicator, values: Sequence[IndicatorValue], *, title: str = "") -> Table:
-    """An indicator's values per org unit and period, as the API answers them."""
+    """An indicator's values per org unit and period, as the API answers them; with a column saying
+    which basis each value used when the indicator reads catalogue-derived operation columns."""
     unit = str(indicator.get_unit_display())
     value_label = _("Value") + (f" ({unit})" if unit else "")
     columns = [
@@ -165,10 +166,14 @@ def values_table(indicator: Indicator, values: Sequence[IndicatorValue], *, titl
         Column(_("Data coverage"), "fraction", width=12),
         Column(_("Coverage note"), width=48),
     ]
+    with_basis = any(v.basis for v in values)
+    if with_basis:
+        columns.append(Column(_("Basis"), width=60))
     rows: list[list[Any]] = []
     missed: set[int] = set()
     notes = [_("Definition: %(text)s") % {"text": indicator.definition}]
     seen_notes: set[str] = set()
+    basis: list[str] = []
     for v in values:
         met = "" if v.met is None else (_("yes") if v.met else _("no"))
         if v.met is False:
@@ -186,10 +191,13 @@ def values_table(indicator: Indicator, values: Sequence[IndicatorValue], *, titl
                 v.yoy,
                 v.coverage.share,
                 v.coverage.note,
+                *([" ".join(v.basis)] if with_basis else []),
             ]
         )
+        basis += [sentence for sentence in v.basis if sentence not in basis]
         if v.coverage.note and v.coverage.note not in seen_notes and (v.coverage.share or 0) < 1:
             seen_notes.add(v.coverage.note)
+    notes += [_("Basis: %(text)s") % {"text": sentence} for sentence in basis]
     notes += [_("Coverage: %(note)s") % {"note": note} for note in sorted(seen_notes)]
     return Table(
         title=title or f"{indicator.name} ({indicator.code})",

@@ -159,6 +159,12 @@ class ValueOut(Schema):
     coverage: CoverageOut
     previous: float | None = Field(description="The value of the same period one year earlier.")
     yoy: float | None = Field(description="Relative change against previous: 0.31 is +31 %.")
+    basis: list[str] = Field(
+        description="What the value rests on, in the language of the request, one sentence per catalogue-derived "
+        "operation column the indicator uses: which operation classification, level-4 or minimally invasive "
+        "catalogue decided it over the period (and from when), or that the hospitals' reports did. Empty for "
+        "indicators that use none."
+    )
 
 
 class ValuesOut(Schema):

@@ -248,6 +248,7 @@ class Chart:
     subtitle: str = ""
     drill: dict[str, Any] | None = None
     cells: list[list[str]] = field(default_factory=list)
+    basis: list[str] = field(default_factory=list)  # which catalogue or report decided the figures
 
     def payload(self) -> dict[str, Any]:
         return {"id": self.id, "kind": self.kind, "title": self.title, "data": self.data, "drill": self.drill}
@@ -323,6 +324,13 @@ def _yoy_text(yoy: float | None) -> str:
     return f"{'+' if yoy >= 0 else '−'}{abs(yoy) * 100:.1f} %"
 
 
+def _add_new(target: list[str], items: Sequence[str]) -> None:
+    """Append the items not in ``target`` yet (the basis sentences of many values, each once)."""
+    for item in items:
+        if item not in target:
+            target.append(item)
+
+
 def _has_data(values: Sequence[IndicatorValue]) -> bool:
     return any(v.value is not None and v.value != 0 for v in values)
 
@@ -357,6 +365,7 @@ def _series_chart(
     rows: list[list[Any]] = [[p] for p in periods]
     notes: list[str] = []
     yoys: list[str] = []
+    basis: list[str] = []
     any_data = False
     for code in spec.codes:
         indicator = inputs.indicators.get(code)
@@ -394,8 +403,11 @@ def _series_chart(
         for v in values:
             if v.coverage.note and (v.coverage.share is None or v.coverage.share < 1) and v.coverage.note not in notes:
                 notes.append(v.coverage.note)
+        for v in values:
+            _add_new(basis, v.basis)
     definitions = [_("%(name)s: %(definition)s") % {"name": n, "definition": d} for n, d in _info(spec, inputs)]
-    table = export.Table(title=str(spec.title), columns=columns, rows=rows, notes=definitions + notes)
+    basis_notes = [_("Basis: %(text)s") % {"text": sentence} for sentence in basis]
+    table = export.Table(title=str(spec.title), columns=columns, rows=rows, notes=definitions + basis_notes + notes)
     return Chart(
         id=spec.id,
         section=spec.section,
@@ -409,6 +421,7 @@ def _series_chart(
         note=" ".join(notes[:2]),
         subtitle=(_("Whole period on a year earlier: %(changes)s") % {"changes": "; ".join(yoys)}) if yoys else "",
         drill=_drill(query, spec),
+        basis=basis,
     )
 
 
@@ -764,6 +777,7 @@ class Kpi:
     sub: str = ""
     note: str = ""
     definition: str = ""
+    basis: list[str] = field(default_factory=list)
 
 
 KPI_CODES = (
@@ -800,6 +814,7 @@ def headline(user: User, query: DashboardQuery, indicators: dict[str, Indicator]
     current_end_before = add_months(query.start, -12 + _months(query.start, query.end))
     sums: dict[str, dict[str, list[float]]] = defaultdict(lambda: {"now": [0, 0], "then": [0, 0]})
     notes: dict[str, str] = {}
+    basis: dict[str, list[str]] = defaultdict(list)
     for v in values:
         # With a range longer than a year, a month is both in the range and in the one before it.
         slots = [
@@ -812,6 +827,8 @@ def headline(user: User, query: DashboardQuery, indicators: dict[str, Indicator]
             sums[v.indicator][slot][1] += v.denominator or 0
         if "now" in slots and v.coverage.note and (v.coverage.share is None or v.coverage.share < 1):
             notes[v.indicator] = v.coverage.note
+        if "now" in slots:
+            _add_new(basis[v.indicator], v.basis)
     seen_then = {v.indicator for v in values if v.period.start < current_end_before and v.numerator is not None}
 
     def figure(code: str, slot: str) -> float | None:
@@ -852,6 +869,7 @@ def headline(user: User, query: DashboardQuery, indicators: dict[str, Indicator]
                 sub=sub,
                 note=notes.get(code, ""),
                 definition=indicator.definition,
+                basis=basis.get(code, []),
             )
         )
     return cards

@@ -4,6 +4,7 @@ from typing import Any
 
 from django.http import HttpRequest
 
+from yilian.catalogues.selectors import VIEW_PERMISSIONS as CATALOGUE_VIEW_PERMISSIONS
 from yilian.consults.selectors import can_use_consults
 from yilian.core.permissions import Permission
 from yilian.notifications.selectors import unread_count
@@ -30,6 +31,7 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
         "nav_can_check_in": Permission.CHECK_IN in scope.permissions,
         "nav_can_import_activity": Permission.IMPORT_ACTIVITY in scope.permissions,
         "nav_can_indicators": Permission.VIEW_INDICATORS in scope.permissions,
+        "nav_can_catalogues": bool(scope.permissions & CATALOGUE_VIEW_PERMISSIONS),
         "nav_can_capability": Permission.VIEW_CAPABILITY in scope.permissions,
         "nav_can_surveys": bool(scope.permissions & {Permission.ISSUE_SURVEYS, Permission.MANAGE_QUESTIONNAIRES}),
     }
