@@ -73,6 +73,13 @@ def postgres_ready(url: str) -> str:
     return ""
 
 
+def peak_rss_mb() -> float:
+    """The process's peak resident memory so far, in MB (ru_maxrss is in kB on Linux)."""
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
 def run_child(script: str, env: dict[str, str], *args: str, cwd: Path | None = None) -> dict[str, Any]:
     """Run ``script --child ARGS`` in a fresh Python process (its own peak memory, no warm caches)
     and return the JSON object its last line of output holds."""

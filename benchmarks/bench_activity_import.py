@@ -29,7 +29,6 @@ import argparse
 import codecs
 import json
 import os
-import resource
 import shutil
 import sys
 import tempfile
@@ -37,7 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import machine, run_child
+from _common import machine, peak_rss_mb, run_child
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -71,10 +70,6 @@ def _django() -> None:
     import django
 
     django.setup()
-
-
-def _peak_mb() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # kB on Linux
 
 
 # ----------------------------------------------------------------------------------------
@@ -156,7 +151,7 @@ def _import(path: Path, filename: str) -> dict[str, Any]:
     from yilian.registry.models import User
 
     admin = User.objects.get(username="admin")
-    before = _peak_mb()
+    before = peak_rss_mb()
     stages: dict[str, float] = {}
     current: dict[str, Any] = {"stage": "", "since": time.perf_counter()}
 
@@ -185,7 +180,7 @@ def _import(path: Path, filename: str) -> dict[str, Any]:
         "rows_per_s": round(batch.rows_landed / seconds) if seconds else 0,
         "stages_seconds": stages,
         "peak_rss_mb_before_import": before,
-        "peak_rss_mb": _peak_mb(),
+        "peak_rss_mb": peak_rss_mb(),
     }
 
 

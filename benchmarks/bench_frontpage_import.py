@@ -45,7 +45,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import sys
 import tempfile
@@ -56,7 +55,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from _common import machine, run_child
+from _common import machine, peak_rss_mb, run_child
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -78,10 +77,6 @@ def _django() -> None:
     import django
 
     django.setup()
-
-
-def _peak_mb() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # kB on Linux
 
 
 # ----------------------------------------------------------------------------------------
@@ -735,7 +730,7 @@ def _import(path: Path, filename: str) -> dict[str, Any]:
     _time_calls(stages, residence, "place", "prepare: place residence")
     _time_calls(stages, frontpage, "validate", "validate (stays + operations)")
     _time_calls(stages, services, "_land", "land (Parquet, manifest, audit)")
-    before = _peak_mb()
+    before = peak_rss_mb()
     started = time.perf_counter()
     result = services.batch_import(user=admin, kind=BatchKind.FRONTPAGES, path=path, filename=filename)
     seconds = time.perf_counter() - started
@@ -767,7 +762,7 @@ def _import(path: Path, filename: str) -> dict[str, Any]:
             )
         },
         "peak_rss_mb_before_import": before,
-        "peak_rss_mb": _peak_mb(),
+        "peak_rss_mb": peak_rss_mb(),
     }
 
 

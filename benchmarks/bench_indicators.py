@@ -38,7 +38,6 @@ import io
 import json
 import math
 import os
-import resource
 import shutil
 import sys
 import tempfile
@@ -46,7 +45,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import machine, postgres_ready, run_child, summary
+from _common import machine, peak_rss_mb, postgres_ready, run_child, summary
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -70,10 +69,6 @@ def _django() -> None:
     import django
 
     django.setup()
-
-
-def _peak_mb() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 # ----------------------------------------------------------------------------------------
@@ -188,7 +183,7 @@ def _build(visits: int, operations: int) -> dict[str, Any]:
         "generate_seconds": round(timings["generate"], 1),
         "land_seconds": round(timings["land"], 1),
         "build_seconds": round(time.perf_counter() - started, 1),
-        "peak_rss_mb": _peak_mb(),
+        "peak_rss_mb": peak_rss_mb(),
     }
 
 
@@ -307,7 +302,7 @@ def _measure(url: str, runs: int) -> dict[str, Any]:
     duck["month"], month_values = series("month")
     duck["year"], year_values = series("year")
     duck["month_fact_only"], _ = series("month", fact_codes)
-    duck["peak_rss_mb"] = _peak_mb()
+    duck["peak_rss_mb"] = peak_rss_mb()
     out["values"] = {
         v.indicator: {"value": v.value, "previous": v.previous, "yoy": v.yoy}
         for v in year_values

@@ -79,9 +79,12 @@ def current_facts(con: ibis.BaseBackend, kind: Kind) -> ir.Table | None:
         # written before a column was added lack it: read by name, the column is null there.
         facts = _complete(con.read_parquet(files, hive_partitioning=False, union_by_name=True), kind)
     else:
-        facts = _complete(_read(con, store.batch_glob(kind)), kind)
+        # Spark takes one file's schema unless told to merge them (columns added later).
+        facts = _complete(con.read_parquet(store.batch_glob(kind), mergeSchema=True), kind)
         facts = facts.filter(facts.batch_seq.isin(seqs))
-    replacing = [seq for seq, replaced in active if replaced > 0 and store.superseded_file(kind, seq).exists()]
+    # A batch's superseded file says which records it replaced (a front-page batch replaces the
+    # operations of its stays even when none of its stays replaced a discharge).
+    replacing = [seq for seq, _replaced in active if store.superseded_file(kind, seq).exists()]
     if not replacing:
         return facts
     keys = KEY_COLUMNS[kind]

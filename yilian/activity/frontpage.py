@@ -384,6 +384,7 @@ def header_names(field_name: str, dialect: Dialect) -> str:
 EMPTY_MARKS = ["-", "--", "—", "－", "——"]
 POINT_ZERO = r"^([0-9]+)\.0+$"
 SCIENTIFIC = r"^[0-9](\.[0-9]+)?[eE]\+?[0-9]{1,2}$"
+ID_NUMBER = r"^([0-9]{17}[0-9Xx]|[0-9]{15})$"
 CHINESE_DATE = r"^([0-9]{4})年([0-9]{1,2})月([0-9]{1,2})日?"
 COMPACT_DATETIME = r"^([0-9]{4})([0-9]{2})([0-9]{2})([0-9]{2})([0-9]{2})([0-9]{2})$"
 COMPACT_DATE = r"^([0-9]{4})([0-9]{2})([0-9]{2})$"
@@ -396,6 +397,9 @@ REPAIRS = {
     "scientific": gettext_lazy("number in scientific notation written out"),
     "id_scientific": gettext_lazy(
         "ID number in scientific notation (digits lost): the patient is identified by the medical-record number"
+    ),
+    "id_unusable": gettext_lazy(
+        "not an ID number (e.g. 无, 不详, masked): the patient is identified by the medical-record number"
     ),
     "date_format": gettext_lazy("date rewritten as YYYY-MM-DD"),
     "leading_zero": gettext_lazy("lost leading zero restored"),
@@ -560,7 +564,9 @@ def prepare(
             return _dates(values, header, repairs)
         if name in CODE_FIELDS or name in SLOT_CODE_FIELDS:
             values = _regex_repair(values, POINT_ZERO, r"\1", header, "point_zero", repairs)
-            values = _scientific(values, header, repairs)
+            if name != "record_no":
+                # A 病案号 in scientific notation has lost digits: it is refused when checked.
+                values = _scientific(values, header, repairs)
         elif name == "total_cost":
             values = _scientific(values, header, repairs)
         if name == "department":
@@ -577,13 +583,22 @@ def prepare(
         return stay_values.get(name, nulls)
 
     record_no = get("record_no")
-    record_id = pc.coalesce(pc.binary_join_element_wise(record_no, get("admission_count"), "#"), record_no)
+    # 住院次数 "01" and "1" are the same stay.
+    admission_count = pc.replace_substring_regex(get("admission_count"), r"^0+([0-9])", r"\1")
+    stay_values["admission_count"] = admission_count
+    record_id = pc.coalesce(pc.binary_join_element_wise(record_no, admission_count, "#"), record_no)
     institution = get("institution_id")
     id_number = get("id_number")
     if "id_number" in layout.stay:
         damaged = pc.fill_null(pc.match_substring_regex(id_number, SCIENTIFIC), False)
         repairs.add(label["id_number"], "id_scientific", _count(damaged))
-        id_number = pc.if_else(damaged, pa.scalar(None, pa.string()), id_number)
+        # Placeholders (无, 不详, 000000000000000000, a masked number) would make one patient of many:
+        # only a value shaped like a resident ID number (18 characters, or the old 15 digits) is used.
+        shaped = pc.fill_null(pc.match_substring_regex(id_number, ID_NUMBER), False)
+        zeros = pc.fill_null(pc.match_substring_regex(id_number, r"^0+$"), False)
+        unusable = pc.and_(pc.invert(pc.or_(damaged, pc.and_(shaped, pc.invert(zeros)))), pc.is_valid(id_number))
+        repairs.add(label["id_number"], "id_unusable", _count(unusable))
+        id_number = pc.if_else(pc.and_(shaped, pc.invert(zeros)), id_number, pa.scalar(None, pa.string()))
     # Without a usable ID number the patient is the 病案号 within the institution, however the
     # file spells the institution.
     mrn = pc.binary_join_element_wise("MRN", _institution_keys(institution, institutions), record_no, ":")

@@ -372,9 +372,12 @@ def place(
         con.register("source", source)
         con.register("names", _names())
         con.register("zones", zones)
+        # A region code counts only in a province that exists (000000 and 999999 are placeholders).
+        provinces = ", ".join(sorted({repr(code[:2]) for code in divisions()}))
         con.execute(
             "CREATE TEMP TABLE inputs AS SELECT i, "
-            f"NULLIF(regexp_extract(region, '{_REGION_CODE}', 1), '') AS region, "
+            f"CASE WHEN left(regexp_extract(region, '{_REGION_CODE}', 1), 2) IN ({provinces}) "
+            f"THEN regexp_extract(region, '{_REGION_CODE}', 1) END AS region, "
             "NULLIF(address, '') AS address, "
             f"NULLIF(regexp_extract(postcode, '{_POSTCODE}', 1), '') AS postcode FROM source"
         )

@@ -22,13 +22,12 @@ from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q, QuerySet
 from django.http import Http404
-from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from yilian.activity.models import ImportBatch
 from yilian.core.permissions import Permission
-from yilian.registry.models import Consortium, ConsortiumMember, Institution
-from yilian.registry.selectors import require_perm, user_scope
+from yilian.registry.models import Institution
+from yilian.registry.selectors import consortium_institutions_q, require_perm, user_scope
 
 AnyUser = AbstractBaseUser | AnonymousUser
 
@@ -41,12 +40,7 @@ def institution_queryset_importable_by(user: AnyUser) -> QuerySet[Institution]:
         return Institution.objects.all()
     q = Q(pk__in=scope.institution_ids_with(Permission.IMPORT_ACTIVITY))
     if scope.consortium_ids:
-        today = timezone.localdate()
-        members = ConsortiumMember.objects.filter(consortium_id__in=scope.consortium_ids).filter(
-            Q(left_on__isnull=True) | Q(left_on__gte=today)
-        )
-        q |= Q(pk__in=members.values("institution_id"))
-        q |= Q(pk__in=Consortium.objects.filter(pk__in=scope.consortium_ids).values("lead_institution_id"))
+        q |= consortium_institutions_q(scope.consortium_ids)
     return Institution.objects.filter(q)
 
 

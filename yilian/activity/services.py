@@ -219,6 +219,10 @@ def _land(
                     "filename": batch.filename,
                     "rows_landed": written.rows,
                     "rows_replaced": written.rows_replaced,
+                    "datasets": {
+                        dataset.value: {"rows": each.rows, "replaced": each.rows_replaced}
+                        for dataset, each in zip(datasets, all_written, strict=True)
+                    },
                     "institutions": summary.codes,
                     **audit_changes,
                 },

@@ -215,6 +215,18 @@ class _Builder:
             t = f"t_{name}"
             if column.required:
                 self.add(_Rule(name, f"{v} IS NULL", _("A value is required.")))
+            if name in ("record_id", "visit_id"):
+                self.add(
+                    _Rule(
+                        name,
+                        f"regexp_matches({v}, '^[0-9](\\.[0-9]+)?[eE]\\+?[0-9]+(#|$)')",
+                        _(
+                            "“%(value)s” is a number in scientific notation: Excel has dropped digits of this "
+                            "identifier. Export the column as text and upload the file again."
+                        ),
+                        value=v,
+                    )
+                )
             if column.type == ColumnType.DATE:
                 self.add(
                     _Rule(
@@ -513,7 +525,7 @@ def validate(
         # Repeated keys: an aggregate over a hash of the key finds the candidates (few), whose
         # keys are then compared exactly.
         dup_keys = {
-            "institution_code": "lower(NULLIF(trim(institution_code), ''))",
+            "institution_code": "regexp_replace(lower(NULLIF(trim(institution_code), '')), '[\\s\u3000-]', '', 'g')",
             "record_id": "NULLIF(trim(record_id), '')",
             "visit_id": "NULLIF(trim(visit_id), '')",
             "operation_seq": f"CASE WHEN regexp_full_match(trim(operation_seq), '{WHOLE_NUMBER}') "
@@ -538,9 +550,7 @@ def validate(
             )
         else:
             con.sql(f"CREATE TEMP TABLE dups AS SELECT {key_select}, __row AS __first_row FROM source LIMIT 0")
-        key_join = " AND ".join(
-            f"k.{'k_operation_seq' if k == 'operation_seq' else 't_' + k} = dups.d_{k}" for k in file_keys
-        )
+        key_join = " AND ".join(f"k.{_KEY_COLUMN.get(k, 't_' + k)} = dups.d_{k}" for k in file_keys)
         flags = ", ".join(f"({rule.condition}) IS TRUE AS e{i}" for i, rule in enumerate(builder.rules))
         bad = " OR ".join(f"e{i}" for i in range(len(builder.rules))) or "false"
         # One pipeline, each step read once, so DuckDB streams it without materialising.
@@ -643,6 +653,10 @@ def validate(
         fact_rows=fact_rows,
         rejected_rows=rejected_rows,
     )
+
+
+# The typed column each file key is compared on (the institution as looked up: its identifier key).
+_KEY_COLUMN = {"operation_seq": "k_operation_seq", "institution_code": "t_institution_key"}
 
 
 def _all_filled(source: pa.Table, name: str) -> bool:

@@ -39,13 +39,12 @@ from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, Max, Q, QuerySet
 from django.http import Http404
-from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from yilian.catalogues.models import Catalogue, CatalogueCode, CatalogueKind
 from yilian.core.permissions import Permission
-from yilian.registry.models import Consortium, ConsortiumMember, Institution
-from yilian.registry.selectors import institution_queryset_visible_to, user_scope
+from yilian.registry.models import Institution
+from yilian.registry.selectors import consortium_institutions_q, institution_queryset_visible_to, user_scope
 
 AnyUser = AbstractBaseUser | AnonymousUser
 
@@ -77,12 +76,7 @@ def institution_queryset_listable_by(user: AnyUser) -> QuerySet[Institution]:
         return Institution.objects.all()
     q = Q(pk__in=scope.institution_ids_with(Permission.MANAGE_INSTITUTION_MI))
     if Permission.MANAGE_CATALOGUES in scope.permissions and scope.consortium_ids:
-        today = timezone.localdate()
-        members = ConsortiumMember.objects.filter(consortium_id__in=scope.consortium_ids).filter(
-            Q(left_on__isnull=True) | Q(left_on__gte=today)
-        )
-        q |= Q(pk__in=members.values("institution_id"))
-        q |= Q(pk__in=Consortium.objects.filter(pk__in=scope.consortium_ids).values("lead_institution_id"))
+        q |= consortium_institutions_q(scope.consortium_ids)
     return Institution.objects.filter(q)
 
 

@@ -190,6 +190,17 @@ class Institution(BaseModel, Named):
         for name in self.IDENTIFIER_FIELDS:
             value = getattr(self, name) or ""
             setattr(self, name, "".join(ch for ch in value.upper() if ch not in " -\u3000"))
+        # A file's A01 column may hold any of them: no identifier may name two institutions, in
+        # whichever field (the unique constraints cover each field alone).
+        given = {getattr(self, name) for name in self.IDENTIFIER_FIELDS} - {""}
+        if given:
+            others = Institution.objects.exclude(pk=self.pk)
+            clash = Q(org_code__in=given) | Q(uscc__in=given) | Q(licence_no__in=given)
+            if others.filter(clash).exists():
+                raise ValidationError(
+                    _("Another institution already has the identifier %(values)s.")
+                    % {"values": ", ".join(sorted(given))}
+                )
         if self.uscc:
             try:
                 uscc.validate(self.uscc)

@@ -115,6 +115,13 @@ def _current_members() -> QuerySet[ConsortiumMember]:
     return ConsortiumMember.objects.filter(Q(left_on__isnull=True) | Q(left_on__gte=today))
 
 
+def consortium_institutions_q(consortium_ids: frozenset[int] | set[int] | list[int]) -> Q:
+    """A filter on Institution: the lead and the current members of the consortia."""
+    return Q(pk__in=_current_members().filter(consortium_id__in=consortium_ids).values("institution_id")) | Q(
+        pk__in=Consortium.objects.filter(pk__in=consortium_ids).values("lead_institution_id")
+    )
+
+
 def _institution_q(scope: Scope) -> Q | None:
     """A filter on Institution for the scope; None means no restriction."""
     if scope.is_global:
@@ -125,8 +132,7 @@ def _institution_q(scope: Scope) -> Q | None:
         q |= Q(pk__in=scope.institution_ids)
         q |= Q(pk__in=_current_members().filter(consortium_id__in=partner_consortia).values("institution_id"))
     if scope.consortium_ids:
-        q |= Q(pk__in=_current_members().filter(consortium_id__in=scope.consortium_ids).values("institution_id"))
-        q |= Q(pk__in=Consortium.objects.filter(pk__in=scope.consortium_ids).values("lead_institution_id"))
+        q |= consortium_institutions_q(scope.consortium_ids)
     for prefix in scope.region_prefixes:
         q |= Q(region__code__startswith=prefix)
     return q
@@ -150,10 +156,7 @@ def institution_queryset_managed_by(user: AnyUser) -> QuerySet[Institution]:
         return Institution.objects.all()
     if Permission.MANAGE_INSTITUTIONS not in scope.permissions or not scope.consortium_ids:
         return Institution.objects.none()
-    return Institution.objects.filter(
-        Q(pk__in=_current_members().filter(consortium_id__in=scope.consortium_ids).values("institution_id"))
-        | Q(pk__in=Consortium.objects.filter(pk__in=scope.consortium_ids).values("lead_institution_id"))
-    )
+    return Institution.objects.filter(consortium_institutions_q(scope.consortium_ids))
 
 
 def consortium_ids_managed_by(user: AnyUser) -> frozenset[int] | None:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -851,3 +853,97 @@ def test_monthly_files_overlap_the_later_version_wins_and_withdrawal_restores_th
         ("J1#1", 2, "88.9101"),
         ("J2#1", 1, "36.0601"),
     ]
+
+
+# --- what a second reading found ------------------------------------------------------------------
+
+
+def test_a_front_page_replaces_operations_imported_before_even_without_an_earlier_stay(tmp_path: Path) -> None:
+    """An operations file had the stay's operation; the front page of the same stay (no discharge
+    imported before) brings another: only the front page's counts."""
+    from yilian.activity.tests.factories import operation, rows, write_csv
+
+    ops_file = write_csv(tmp_path, rows([operation(record_id="BA0001#1", operation_code="01.2401")]), name="ops.csv")
+    result = services.batch_import(user=user("office"), kind=Kind.OPERATIONS, path=ops_file, filename="ops.csv")
+    assert result.batch.status == BatchStatus.LANDED, result.errors
+    land(write(tmp_path / "m.csv", build("hqms2019", [Stay(ops=[Op("36.0601", "冠脉支架置入", "2025-03-02", "3")])])))
+    assert [(r["record_id"], r["operation_code"]) for r in current(Kind.OPERATIONS)] == [("BA0001#1", "36.0601")]
+
+
+def test_placeholder_id_numbers_do_not_make_one_patient_of_many(tmp_path: Path) -> None:
+    stays = [
+        Stay(record_no="A1", id_number="无"),
+        Stay(record_no="A2", id_number="不详"),
+        Stay(record_no="A3", id_number="000000000000000000"),
+        Stay(record_no="A4", id_number="330824********1234"),
+        Stay(record_no="A5", id_number=ID_A),
+    ]
+    batch = land(write(tmp_path / "m.csv", build("hqms2019", stays)))
+    keys = {row["record_id"]: row["patient_key"] for row in current(Kind.DISCHARGES)}
+    assert keys["A1#1"] == pseudonym("MRN:qzph:A1")
+    assert len(set(keys.values())) == 5
+    assert keys["A5#1"] == pseudonym(ID_A)
+    assert ("A20", "id_unusable", 4) in repairs(batch)
+
+
+def test_a_placeholder_region_code_falls_through_to_the_address(tmp_path: Path) -> None:
+    stays = [Stay(region="000000", address="浙江省衢州市开化县华埠镇"), Stay(record_no="B2", region="330824")]
+    batch = land(write(tmp_path / "m.csv", build("provincial", stays)))
+    placed = {row["record_id"]: (row["residence_region"], row["residence_basis"]) for row in current(Kind.DISCHARGES)}
+    assert placed == {"BA0001#1": ("330824", "address"), "B2#1": ("330824", "region_code")}
+    assert batch.report["residence"]["address"] == 1
+
+
+def test_a_medical_record_number_in_scientific_notation_is_refused(tmp_path: Path) -> None:
+    batch = reject(write(tmp_path / "m.csv", build("hqms2019", [Stay(record_no="1.23457E+11")])))
+    text = message(batch, 2, "A48")
+    assert "1.23457E+11" in text and "scientific notation" in text
+
+
+def test_one_stay_with_its_institution_written_two_ways_is_still_a_duplicate(tmp_path: Path) -> None:
+    stays = [Stay(institution="47000001X"), Stay(institution="47000001-X")]
+    batch = reject(write(tmp_path / "m.csv", build("hqms2019", stays)))
+    assert errors_of(batch) == [(3, "A48")]
+
+
+def test_an_admission_count_with_a_leading_zero_is_the_same_stay(tmp_path: Path) -> None:
+    land(write(tmp_path / "jan.csv", build("hqms2019", [Stay(admission_count="01", cost="100")])))
+    land(write(tmp_path / "feb.csv", build("hqms2019", [Stay(admission_count="1", cost="200")])))
+    assert [(r["record_id"], r["total_cost"]) for r in current(Kind.DISCHARGES)] == [("BA0001#1", 200.0)]
+
+
+def test_the_landing_audit_counts_both_datasets(tmp_path: Path) -> None:
+    from yilian.core.models import AuditEvent
+
+    batch = land(write(tmp_path / "m.csv", build("hqms2019", two_stays())))
+    (event,) = AuditEvent.objects.filter(object_id=str(batch.public_id))
+    assert event.changes["datasets"] == {
+        "discharges": {"rows": 2, "replaced": 0},
+        "operations": {"rows": 2, "replaced": 0},
+    }
+
+
+@pytest.mark.skipif(
+    shutil.which("java") is None, reason="PySpark needs Java (apt-get install -y openjdk-17-jre-headless)"
+)
+def test_pyspark_reads_the_bases_of_new_files_beside_files_written_before_the_columns(tmp_path: Path) -> None:
+    """A discharges batch written before ``residence_basis`` existed (its file lacks the column)
+    and a front page after: both backends give each stay its own basis."""
+    pytest.importorskip("pyspark")
+    import pyarrow.parquet as pq
+    from pyspark.sql import SparkSession
+
+    from yilian.activity import store
+
+    older = land(write(tmp_path / "old.csv", build("provincial", [Stay(record_no="OLD", region="330802")])))
+    path = store.batch_file(Kind.DISCHARGES, int(older.seq or 0))
+    pq.write_table(pq.read_table(path).drop_columns(["residence_basis"]), path)  # as written before
+    land(write(tmp_path / "new.csv", build("hqms2019", [Stay(record_no="NEW")])))
+
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    session = SparkSession.builder.master("local[1]").config("spark.ui.enabled", "false").getOrCreate()
+    for con in (ibis.pyspark.connect(session), ibis.duckdb.connect()):
+        table = facts.current_facts(con, Kind.DISCHARGES)
+        assert table is not None
+        got = {r["record_id"]: r["residence_basis"] for r in table.to_pyarrow().to_pylist()}
+        assert got == {"OLD#1": "region_code", "NEW#1": "address"}, con.name

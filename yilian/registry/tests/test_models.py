@@ -48,3 +48,18 @@ def test_consortium_description_follows_the_language() -> None:
         assert "五纵五横" not in consortium.description.split("(")[0]
     with translation.override("zh-hans"):
         assert consortium.description.startswith("2017年")
+
+
+@pytest.mark.django_db
+def test_an_external_identifier_names_one_institution_in_whichever_field() -> None:
+    from django.core.exceptions import ValidationError
+
+    from yilian.registry.models import Institution
+
+    first, second = Institution.objects.order_by("code")[:2]
+    first.org_code = "47000777X"
+    first.full_clean()
+    first.save()
+    second.licence_no = "47000777-x"  # the same identifier, spelled otherwise, in another field
+    with pytest.raises(ValidationError, match="47000777X"):
+        second.full_clean()
