@@ -694,6 +694,13 @@ def prepare(
     )
 
 
+def _any_text(values: pa.ChunkedArray | pa.Array) -> bool:
+    """Whether a raw column holds any value besides blanks and the empty marks."""
+    text = pc.utf8_trim_whitespace(values)
+    filled = pc.and_(pc.not_equal(text, ""), pc.invert(pc.is_in(text, value_set=pa.array(EMPTY_MARKS))))
+    return bool(pc.any(filled).as_py())
+
+
 def _as_chunked(values: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray:
     if isinstance(values, pa.ChunkedArray):
         return values.cast(pa.string())
@@ -742,6 +749,14 @@ def _operations(
             continue
         codes = column(position, "code")
         has = pc.invert(pc.is_null(codes))
+        # The group's other columns (read only when they hold anything: most groups are empty). A
+        # group with a name, date or level but no code is an operation without its code: an error.
+        others: dict[str, pa.ChunkedArray | pa.Array] = {}
+        for field_name in fields:
+            where = layout.slots.get((n, field_name))
+            if field_name != "code" and where is not None and _any_text(raw.table.column(where)):
+                others[field_name] = column(where, field_name)
+                has = pc.or_(has, pc.is_valid(others[field_name]))
         if not _count(has):
             continue
         slot_headers[(n, "operation_code")] = raw.headers[position]
@@ -759,7 +774,8 @@ def _operations(
                 data[target] = pa.nulls(count, pa.string())
                 continue
             slot_headers[(n, target)] = raw.headers[where]
-            data[target] = pc.filter(column(where, field_name), has)
+            values = others.get(field_name)
+            data[target] = pa.nulls(count, pa.string()) if values is None else pc.filter(values, has)
         data["category"] = _chapter_category(pc.utf8_upper(data["operation_code"]))
         data["category_basis"] = pa.array(["code_chapter"] * count, pa.string())
         data["__row"] = pc.filter(rows, has)

@@ -947,3 +947,9 @@ def test_pyspark_reads_the_bases_of_new_files_beside_files_written_before_the_co
         assert table is not None
         got = {r["record_id"]: r["residence_basis"] for r in table.to_pyarrow().to_pylist()}
         assert got == {"OLD#1": "region_code", "NEW#1": "address"}, con.name
+
+
+def test_an_operation_named_without_its_code_is_an_error_on_the_code_column(tmp_path: Path) -> None:
+    stays = [Stay(ops=[Op("01.2401", "开颅术", "2025-03-02", "4"), Op("", "腰椎穿刺术", "2025-03-03", "2")])]
+    batch = reject(write(tmp_path / "m.csv", build("hqms2019", stays)))
+    assert errors_of(batch) == [(2, "C35x01C")]
