@@ -356,7 +356,7 @@ def catalogue_withdraw(*, user: AnyUser, catalogue: Catalogue, reason: str) -> C
     if not selectors.may_load(user, catalogue.kind, catalogue.institution):
         raise PermissionDenied(_("You may not withdraw this catalogue."))
     with transaction.atomic():
-        locked = Catalogue.objects.select_for_update().select_related("institution").get(pk=catalogue.pk)
+        locked = Catalogue.objects.select_for_update().get(pk=catalogue.pk)  # no join: PostgreSQL locks no outer join
         if not locked.is_active:
             raise Conflict(_("This catalogue is already withdrawn."))
         locked.is_active = False
