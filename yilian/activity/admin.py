@@ -3,20 +3,18 @@ keep the store and the audit trail in step), scoped to the batches the user may 
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from yilian.activity.models import ImportBatch
 from yilian.activity.selectors import batch_list_visible_to
-from yilian.core.admin import AuditedAdmin
+from yilian.core.admin import ReadOnlyAuditedAdmin
 from yilian.core.permissions import Permission
 
 
 @admin.register(ImportBatch)
-class ImportBatchAdmin(AuditedAdmin):
+class ImportBatchAdmin(ReadOnlyAuditedAdmin):
     view_permission = Permission.IMPORT_ACTIVITY
     change_permission = Permission.IMPORT_ACTIVITY
     list_display = [
@@ -29,15 +27,3 @@ class ImportBatchAdmin(AuditedAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ImportBatch]:
         return batch_list_visible_to(request.user)
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [f.name for f in ImportBatch._meta.fields]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

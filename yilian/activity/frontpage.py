@@ -470,13 +470,10 @@ def _scientific(values: pa.ChunkedArray | pa.Array, header: str, repairs: Repair
 
 
 def _dates(values: pa.ChunkedArray | pa.Array, header: str, repairs: Repairs) -> pa.ChunkedArray | pa.Array:
-    before = values
     values = _regex_repair(values, CHINESE_DATE, r"\1-\2-\3", header, "date_format", repairs)
     values = _regex_repair(values, COMPACT_DATETIME, r"\1-\2-\3 \4:\5:\6", header, "date_format", repairs)
     values = _regex_repair(values, COMPACT_DATE, r"\1-\2-\3", header, "date_format", repairs)
-    values = _regex_repair(values, SLASH_DATE, r"\1-\2-\3", header, "date_format", repairs)
-    del before
-    return values
+    return _regex_repair(values, SLASH_DATE, r"\1-\2-\3", header, "date_format", repairs)
 
 
 def _leading_zero(
@@ -880,9 +877,8 @@ def validate_frontpages(
         silent=STAY_SILENT_IN_OPERATIONS,
         want_rows=True,
     )
-    outcome = _combine(stays, operations)
-    discharges, operation_facts = outcome
     bad = _bad_rows(stays, operations)
+    discharges, operation_facts = _combine(stays, operations, bad)
     errors = sorted([*stays.errors, *operations.errors], key=lambda e: (e.row, e.column))[:MAX_ERRORS]
     report.update(
         {
@@ -915,9 +911,8 @@ def _bad_rows(*outcomes: Outcome) -> pa.Array:
     return pc.unique(pa.concat_arrays([a.cast(pa.int64()) for a in arrays]))
 
 
-def _combine(stays: Outcome, operations: Outcome) -> tuple[pa.Table, pa.Table]:
-    """The facts of the stays without any error, and their operations."""
-    bad = _bad_rows(stays, operations)
+def _combine(stays: Outcome, operations: Outcome, bad: pa.Array) -> tuple[pa.Table, pa.Table]:
+    """The facts of the stays without any error (``bad``: the rows with one), and their operations."""
     discharges, operation_facts = stays.facts, operations.facts
     if len(bad):
         assert stays.fact_rows is not None and operations.fact_rows is not None

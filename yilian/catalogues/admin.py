@@ -3,20 +3,18 @@ which check the files and keep the audit trail), scoped to what the user may see
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from yilian.catalogues.models import Catalogue
 from yilian.catalogues.selectors import catalogue_list_visible_to
-from yilian.core.admin import AuditedAdmin
+from yilian.core.admin import ReadOnlyAuditedAdmin
 from yilian.core.permissions import Permission
 
 
 @admin.register(Catalogue)
-class CatalogueAdmin(AuditedAdmin):
+class CatalogueAdmin(ReadOnlyAuditedAdmin):
     view_permission = Permission.MANAGE_CATALOGUES
     change_permission = Permission.MANAGE_CATALOGUES
     list_display = ["kind", "name", "version", "valid_from", "institution", "codes_count", "is_active", "loaded_by"]
@@ -25,15 +23,3 @@ class CatalogueAdmin(AuditedAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Catalogue]:
         return catalogue_list_visible_to(request.user)
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [f.name for f in Catalogue._meta.fields]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

@@ -106,6 +106,20 @@ class AuditedAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                 )
 
 
+class ReadOnlyAuditedAdmin(AuditedAdmin):
+    """Rows that change only through their services (which keep files and the audit trail in step):
+    every field shown, nothing added, changed or deleted here."""
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 class ConsortiumScopedAdmin(AuditedAdmin):
     """Rows that belong to one consortium (``consortium`` field): an office sees and changes its own
     consortia's only, and picks among them when adding."""
